@@ -1,0 +1,51 @@
+# iservdesk: `make run` starts a local portal, `make test` installs what is missing and
+# runs every test. Both need root on a Debian 12/13 machine (apt-get, dockerd).
+
+PYTHON := /usr/bin/python3
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' iservdesk/__init__.py)
+DEMO_IMAGE := iservdesk/demo-desktop:$(VERSION)
+
+# Debian packages: what the portal imports, then what tests and tools need.
+RUNTIME_DEBS := python3 python3-bottle python3-authlib python3-docker python3-peewee \
+	python3-gevent python3-gevent-websocket python3-requests python3-dotenv python3-cheroot
+TEST_DEBS := python3-pytest python3-websocket python3-cryptography pyflakes3 \
+	docker.io mmdebstrap curl ca-certificates openssl
+DEBS := $(RUNTIME_DEBS) $(TEST_DEBS)
+
+.PHONY: deps dockerd demo-image test run lint docs help
+
+help:
+	@echo "make run         portal + development identity provider + demo desktop, all local"
+	@echo "make test        install what is missing, start dockerd, run every test"
+	@echo "make deps        apt-get install the Debian packages for running and testing"
+	@echo "make demo-image  build $(DEMO_IMAGE) from Debian packages"
+	@echo "make lint        pyflakes over the code"
+	@echo "make docs        regenerate .env.example and README's settings table"
+
+# Installs only what is missing, so a repeated run costs one dpkg query per package.
+deps:
+	@missing=$$(for package in $(DEBS); do \
+		dpkg-query -W -f='$${db:Status-Abbrev}' $$package 2>/dev/null | grep -q '^ii' || echo $$package; done); \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing" $$missing; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+dockerd: deps
+	scripts/ensure-docker
+
+demo-image: dockerd
+	scripts/build-demo-desktop --if-missing --tag $(DEMO_IMAGE)
+
+test: demo-image
+	$(PYTHON) -m pytest
+
+run: demo-image
+	scripts/run-dev
+
+lint:
+	$(PYTHON) -m pyflakes iservdesk tests scripts/*.py
+
+docs:
+	$(PYTHON) -m iservdesk settings > .env.example
+	$(PYTHON) scripts/update-readme-settings

@@ -1,0 +1,3 @@
+"""iservdesk: personal Kasm desktops for schools, signed in with IServ."""
+
+__version__ = "0.1.0"

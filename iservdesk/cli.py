@@ -1,0 +1,91 @@
+"""The command line: `iservdesk [--config PATH] SUBCOMMAND`; the only entry point.
+
+Exit status: 0 success, 1 runtime failure (cannot bind, database unusable), 2 bad
+configuration or usage. Configuration errors are one line naming the variable.
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+from . import __version__, config as configmodule, db, log as logmodule
+
+log = logging.getLogger(__name__)
+
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+def fail(message, status):
+    print("iservdesk: %s" % message, file=sys.stderr)
+    return status
+
+
+def cmd_serve(config, args):
+    from gevent import monkey
+    if not monkey.is_module_patched("socket"):
+        return fail("serve must be started as `iservdesk serve` or `python3 -m iservdesk serve` "
+                    "(gevent has not patched the standard library)", EXIT_FAILURE)
+    from . import server
+    from .desktops.docker import Engine
+    from .web import make_app
+
+    database = db.open_database(config.database_uri)
+    db.migrate(database)
+    engine = Engine(config.docker_url, timeout=config.docker_timeout)
+    app = make_app(config, database, engine)
+    host, port = config.listen
+    try:
+        server.serve(app, host, port)
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        return fail("LISTEN: cannot listen on %s:%d: %s" % (host, port, reason), EXIT_FAILURE)
+    return 0
+
+
+def cmd_init_db(config, args):
+    database = db.open_database(config.database_uri)
+    applied = db.migrate(database)
+    print("database %s: schema version %d%s" % (
+        config.database_uri, db.SCHEMA_VERSION,
+        " (applied: %s)" % ", ".join(applied) if applied else " (already current)"))
+    return 0
+
+
+def cmd_settings(args):
+    print(configmodule.markdown_table() if args.markdown else configmodule.env_example())
+    return 0
+
+
+def parser():
+    top = argparse.ArgumentParser(prog="iservdesk", description="Remote desktops for schools, "
+                                  "signed in with IServ.")
+    top.add_argument("--version", action="version", version="iservdesk %s" % __version__)
+    top.add_argument("--config", metavar="PATH",
+                     default=os.environ.get("ISERVDESK_CONFIG", configmodule.DEFAULT_PATH),
+                     help="settings file (default: $ISERVDESK_CONFIG or %(default)s)")
+    commands = top.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    commands.add_parser("serve", help="run the portal")
+    commands.add_parser("init-db", help="create or upgrade the database, then exit")
+    settings = commands.add_parser("settings", help="print every setting (.env.example form)")
+    settings.add_argument("--markdown", action="store_true", help="as the README's table")
+    return top
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    if args.command == "settings":
+        return cmd_settings(args)
+    try:
+        config = configmodule.load(args.config)
+    except configmodule.ConfigError as error:
+        return fail(str(error), EXIT_CONFIG)
+    logmodule.setup(config.log_level)
+    try:
+        return {"serve": cmd_serve, "init-db": cmd_init_db}[args.command](config, args)
+    except db.DatabaseError as error:
+        return fail(str(error), EXIT_FAILURE)
+    except db.peewee.OperationalError as error:
+        return fail("DATABASE_URI: %s: %s" % (config.database_uri, error), EXIT_FAILURE)

@@ -1,0 +1,276 @@
+"""Settings: every option declared once in SCHEMA, loaded from the env file and the environment.
+
+This module owns parsing and validation. It does not know what the settings are used
+for; `.env.example` and the README's settings table are generated from SCHEMA
+(`python3 -m iservdesk settings --markdown`) and a test keeps them in step.
+"""
+
+import io
+import ipaddress
+import os
+import urllib.parse
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from dotenv.parser import parse_stream
+
+DEFAULT_PATH = "/etc/iservdesk/iservdesk.env"
+
+
+class ConfigError(Exception):
+    """A setting is missing, unknown or malformed. str() is one line, never a secret."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Optional[str]  # None: required
+    parse: Callable[[str], object]
+    help: str
+    secret: bool = False
+    example: Optional[str] = None  # value shown in .env.example instead of the default
+
+
+# -- parsers: each takes the raw string and raises ValueError with a short reason --
+
+def parse_str(value):
+    return value
+
+
+def parse_int(value):
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+
+
+def parse_port(value):
+    port = parse_int(value)
+    if not 1 <= port <= 65535:
+        raise ValueError("expected a port between 1 and 65535")
+    return port
+
+
+def parse_port_range(value):
+    low, sep, high = value.partition("-")
+    if not sep:
+        raise ValueError("expected LOW-HIGH, e.g. 7000-8000")
+    try:
+        low, high = parse_port(low.strip()), parse_port(high.strip())
+    except ValueError:
+        raise ValueError("expected LOW-HIGH with ports between 1 and 65535") from None
+    if low > high:
+        raise ValueError("the first port must not be larger than the second")
+    return range(low, high + 1)
+
+
+def parse_listen(value):
+    host, sep, port = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:8080")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise ValueError("expected an IP address or localhost before the port") from None
+    return host, parse_port(port)
+
+
+def parse_url(value):
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL")
+    if parts.query or parts.fragment:
+        raise ValueError("must not contain ? or #")
+    return value.rstrip("/")
+
+
+def parse_optional_url(value):
+    return parse_url(value) if value else ""
+
+
+def parse_host(value):
+    if not value:
+        return ""
+    if "/" in value or " " in value:
+        raise ValueError("expected a host name such as desk.school.example, without scheme or path")
+    return value
+
+
+def parse_database_uri(value):
+    prefix = "sqlite:///"
+    if not value.startswith(prefix) or len(value) == len(prefix):
+        raise ValueError("expected sqlite:////absolute/path.db (only SQLite is supported)")
+    return value[len(prefix):]
+
+
+def parse_secret_key(value):
+    if len(value) < 32:
+        raise ValueError("must be at least 32 characters (e.g. from `openssl rand -hex 32`)")
+    return value
+
+
+def parse_log_level(value):
+    level = value.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+def parse_docker_url(value):
+    if not value.startswith(("unix://", "tcp://", "http://", "https://")):
+        raise ValueError("expected unix:///path/to/docker.sock or tcp://host:port")
+    return value
+
+
+def parse_seconds(value):
+    seconds = parse_int(value)
+    if seconds <= 0:
+        raise ValueError("expected a positive number of seconds")
+    return seconds
+
+
+SCHEMA = (
+    Setting("PUBLIC_URL", "", parse_optional_url,
+            "The portal's external URL as users type it, e.g. https://desk.school.example. "
+            "Required unless DOCKER_HOST_URL is set.",
+            example="https://desk.school.example"),
+    Setting("DOCKER_HOST_URL", "", parse_host,
+            "The seed's host-only form of PUBLIC_URL (e.g. desk.school.example); "
+            "used as https://<host> when PUBLIC_URL is empty."),
+    Setting("LISTEN", "127.0.0.1:8080", parse_listen,
+            "Address and port the portal listens on; nginx proxies to it."),
+    Setting("SECRET_KEY", None, parse_secret_key,
+            "Random key (32+ characters) that signs short-lived login state and CSRF tokens.",
+            secret=True, example="change-me-to-the-output-of-openssl-rand-hex-32"),
+    Setting("DATABASE_URI", "sqlite:////var/lib/iservdesk/iservdesk.db", parse_database_uri,
+            "Where the state lives (SQLite only)."),
+    Setting("OAUTH_CLIENT_ID", None, parse_str,
+            "Client id registered in IServ (Verwaltung -> System -> Single-Sign-On).",
+            example="iservdesk"),
+    Setting("OAUTH_CLIENT_SECRET", None, parse_str,
+            "Client secret registered in IServ.", secret=True, example="change-me"),
+    Setting("OAUTH_REDIRECT_URI", "", parse_optional_url,
+            "Callback URL registered in IServ; empty means PUBLIC_URL + /authorize."),
+    Setting("DOCKER_URL", "unix:///var/run/docker.sock", parse_docker_url,
+            "How to reach the Docker engine."),
+    Setting("DOCKER_TIMEOUT", "10", parse_seconds,
+            "Seconds to wait for an answer from the Docker engine."),
+    Setting("KASM_IMAGE", "kasmweb/ubuntu-focal-desktop:1.15.0", parse_str,
+            "Image of the default desktop type."),
+    Setting("KASM_CONTAINER_PORT", "6901", parse_port,
+            "Port the desktop image serves its web client and WebSocket on."),
+    Setting("VNC_PASSWORD", "", parse_str,
+            "Leave empty: each container gets its own random password. "
+            "Setting it forces one password for all containers.", secret=True),
+    Setting("HOST_PORT_RANGE", "7000-8000", parse_port_range,
+            "Host ports (bound to 127.0.0.1 only) handed out to desktop containers."),
+    Setting("DESKTOPS_FILE", "/etc/iservdesk/desktops.toml", parse_str,
+            "Catalog of desktop types."),
+    Setting("LOG_LEVEL", "INFO", parse_log_level,
+            "DEBUG, INFO, WARNING or ERROR."),
+)
+
+BY_NAME = {setting.name: setting for setting in SCHEMA}
+
+
+class Config:
+    """Parsed settings as lower-case attributes, e.g. `config.public_url`."""
+
+    def __init__(self, values, path=None):
+        self.path = path
+        for name, value in values.items():
+            setattr(self, name.lower(), value)
+
+    def __repr__(self):
+        return "<Config %s>" % (self.path or "(environment)")
+
+
+def read_file(path):
+    """Return the raw NAME -> value pairs of an env-style file; ConfigError if unreadable."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            text = stream.read()
+    except OSError as error:
+        raise ConfigError("cannot read configuration file %s: %s" % (path, error.strerror)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("configuration file %s is not UTF-8 text" % path) from None
+    values = {}
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            line = binding.original.line
+            raise ConfigError("%s line %d: cannot parse, expected NAME=value" % (path, line))
+        if binding.key is not None:
+            values[binding.key] = binding.value
+    return values
+
+
+def load(path=None, environ=None):
+    """Load settings from `path` (an env file; None: environment only) and `environ`.
+
+    Real environment variables win over the file. Names in the file that SCHEMA does
+    not know are an error (a typo must not silently fall back to a default); the
+    environment may hold anything. Raises ConfigError naming the first bad variable.
+    """
+    environ = os.environ if environ is None else environ
+    raw = {}
+    if path is not None:
+        for name, value in read_file(path).items():
+            if name not in BY_NAME:
+                raise ConfigError("%s: unknown setting in %s" % (name, path))
+            raw[name] = value if value is not None else ""
+    for name in BY_NAME:
+        if name in environ:
+            raw[name] = environ[name]
+
+    values = {}
+    for setting in SCHEMA:
+        value = raw.get(setting.name, "").strip()
+        if value == "":
+            if setting.default is None:
+                raise ConfigError("%s: missing, it must be set" % setting.name)
+            value = setting.default
+        try:
+            values[setting.name] = setting.parse(value)
+        except ValueError as error:
+            shown = "" if setting.secret else " %r" % value
+            raise ConfigError("%s:%s is not valid: %s" % (setting.name, shown, error)) from None
+
+    if not values["PUBLIC_URL"]:
+        if not values["DOCKER_HOST_URL"]:
+            raise ConfigError("PUBLIC_URL: missing, set it (or DOCKER_HOST_URL) to the portal's address")
+        values["PUBLIC_URL"] = "https://" + values["DOCKER_HOST_URL"]
+    if not values["OAUTH_REDIRECT_URI"]:
+        values["OAUTH_REDIRECT_URI"] = values["PUBLIC_URL"] + "/authorize"
+    return Config(values, path)
+
+
+def env_example():
+    """The text of `.env.example`: every setting with its help, secrets as placeholders."""
+    lines = ["# iservdesk settings: copy to /etc/iservdesk/iservdesk.env and edit.",
+             "# Generated from iservdesk/config.py (make docs); real environment variables win.",
+             ""]
+    for setting in SCHEMA:
+        lines.append("# " + setting.help)
+        if setting.default is None:
+            lines.append("# (required)")
+        value = setting.example if setting.example is not None else setting.default
+        lines.append("%s=%s" % (setting.name, value))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def markdown_table():
+    """The README's settings table."""
+    rows = ["| Setting | Default | Meaning |", "|---|---|---|"]
+    for setting in SCHEMA:
+        if setting.default is None:
+            default = "*required*"
+        elif setting.default == "":
+            default = "(empty)"
+        else:
+            default = "`%s`" % setting.default
+        meaning = setting.help + (" Secret: never logged." if setting.secret else "")
+        rows.append("| `%s` | %s | %s |" % (setting.name, default, meaning.replace("|", "\\|")))
+    return "\n".join(rows)

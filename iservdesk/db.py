@@ -1,0 +1,279 @@
+"""State in SQLite: peewee models, the connection settings, and forward schema migrations.
+
+The schema is created and changed only by MIGRATIONS (plain SQL, never derived from the
+models, so an old migration means the same thing forever); PRAGMA user_version records
+how many have run. The models describe the current schema for queries; a test checks
+they agree. Docker remains the truth about containers: the desktops table is what we
+know about them, reconciled elsewhere.
+"""
+
+import datetime
+import json
+import logging
+import os
+import time
+
+import peewee
+
+log = logging.getLogger(__name__)
+
+# Seconds a writer waits for another writer's lock before SQLite gives up.
+BUSY_TIMEOUT_MS = 15000
+
+database = peewee.DatabaseProxy()
+
+
+class DatabaseError(Exception):
+    """The database cannot be opened or has a schema this version does not know."""
+
+
+class UTCDateTimeField(peewee.Field):
+    """Timezone-aware datetimes stored as sortable UTC text (2026-11-26T07:17:08.000000Z)."""
+
+    field_type = "TEXT"
+    FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime for %s: timestamps must be timezone-aware" % self.name)
+        return value.astimezone(datetime.timezone.utc).strftime(self.FORMAT)
+
+    def python_value(self, value):
+        if value is None:
+            return None
+        return datetime.datetime.strptime(value, self.FORMAT).replace(tzinfo=datetime.timezone.utc)
+
+
+class JSONField(peewee.TextField):
+    def db_value(self, value):
+        return json.dumps(value, sort_keys=True)
+
+    def python_value(self, value):
+        return json.loads(value) if value is not None else None
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class User(BaseModel):
+    """Someone who signed in. Keyed by the provider's stable uuid (or sub), never the name."""
+
+    uuid = peewee.TextField(unique=True)
+    username = peewee.TextField(index=True)
+    display_name = peewee.TextField(default="")
+    email = peewee.TextField(default="")
+    roles = JSONField(default=list)
+    groups = JSONField(default=list)
+    created_at = UTCDateTimeField(default=utcnow)
+    last_login_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "users"
+
+
+class Session(BaseModel):
+    """A signed-in browser or API client. Only the hash of the session id is stored."""
+
+    id_hash = peewee.TextField(primary_key=True)
+    user = peewee.ForeignKeyField(User, backref="sessions", on_delete="CASCADE")
+    created_at = UTCDateTimeField(default=utcnow)
+    last_seen_at = UTCDateTimeField(default=utcnow)
+    expires_at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "sessions"
+
+
+class Desktop(BaseModel):
+    """One container per (user, desktop type), as far as we know it."""
+
+    user = peewee.ForeignKeyField(User, backref="desktops", on_delete="CASCADE")
+    desktop_type = peewee.TextField()
+    name = peewee.TextField(unique=True)  # <username>-<type>, the proxy path
+    container_id = peewee.TextField(null=True)
+    host_port = peewee.IntegerField(null=True, unique=True)
+    secret = peewee.TextField(null=True)  # the container's VNC_PW; never sent to a browser
+    status = peewee.TextField(default="new")
+    message = peewee.TextField(default="")
+    created_at = UTCDateTimeField(default=utcnow)
+    started_at = UTCDateTimeField(null=True)
+    last_access_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "desktops"
+        indexes = ((("user", "desktop_type"), True),)
+
+
+class Event(BaseModel):
+    """The audit log: who did what to which desktop or account."""
+
+    at = UTCDateTimeField(default=utcnow, index=True)
+    actor = peewee.TextField(default="")
+    action = peewee.TextField()
+    target = peewee.TextField(default="")
+    detail = JSONField(default=dict)
+
+    class Meta:
+        table_name = "events"
+
+
+MODELS = (User, Session, Desktop, Event)
+
+# Forward migrations. Append only; never edit one that has shipped.
+MIGRATIONS = (
+    ("users, sessions and desktops", """
+        CREATE TABLE users (
+            id INTEGER NOT NULL PRIMARY KEY,
+            uuid TEXT NOT NULL UNIQUE,
+            username TEXT NOT NULL,
+            display_name TEXT NOT NULL DEFAULT '',
+            email TEXT NOT NULL DEFAULT '',
+            roles TEXT NOT NULL DEFAULT '[]',
+            groups TEXT NOT NULL DEFAULT '[]',
+            created_at TEXT NOT NULL,
+            last_login_at TEXT
+        );
+        CREATE INDEX users_username ON users (username);
+        CREATE TABLE sessions (
+            id_hash TEXT NOT NULL PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        );
+        CREATE INDEX sessions_user_id ON sessions (user_id);
+        CREATE TABLE desktops (
+            id INTEGER NOT NULL PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            desktop_type TEXT NOT NULL,
+            name TEXT NOT NULL UNIQUE,
+            container_id TEXT,
+            host_port INTEGER UNIQUE,
+            secret TEXT,
+            status TEXT NOT NULL DEFAULT 'new',
+            message TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            last_access_at TEXT
+        );
+        CREATE UNIQUE INDEX desktops_user_id_desktop_type ON desktops (user_id, desktop_type);
+    """),
+    ("audit log", """
+        CREATE TABLE events (
+            id INTEGER NOT NULL PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL DEFAULT '',
+            action TEXT NOT NULL,
+            target TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX events_at ON events (at);
+    """),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def open_database(path):
+    """Return a peewee database for the SQLite file at `path` and bind the models to it.
+
+    Connections are per greenlet (peewee's thread-local state is greenlet-local once
+    gevent has patched threading): WAL so readers never block the writer, a busy
+    timeout so concurrent writers wait instead of failing.
+    """
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        raise DatabaseError("DATABASE_URI: folder %s does not exist" % directory)
+    db = peewee.SqliteDatabase(path, thread_safe=True, pragmas={
+        "busy_timeout": BUSY_TIMEOUT_MS,
+        "foreign_keys": 1,
+        "synchronous": "normal",
+    })
+    _enable_wal(db)
+    database.initialize(db)
+    return db
+
+
+def _enable_wal(db):
+    """Switch the file to WAL (a persistent property of the file), retrying while locked.
+
+    The switch needs an exclusive lock, and SQLite answers "database is locked" at once,
+    without its busy handler, when two processes create the file at the same moment.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    with db.connection_context():
+        while True:
+            try:
+                if db.execute_sql("PRAGMA journal_mode = wal").fetchone()[0] == "wal":
+                    return
+                raise DatabaseError("DATABASE_URI: %s cannot use write-ahead logging" % db.database)
+            except peewee.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+
+def write(db):
+    """A write transaction that takes the lock up front (BEGIN IMMEDIATE).
+
+    A deferred transaction that reads first and then writes can fail at once with
+    "database is locked" when another writer got there first; the busy timeout only
+    helps if the lock is requested at BEGIN.
+    """
+    return db.atomic("IMMEDIATE")
+
+
+def schema_version(db):
+    return db.execute_sql("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db):
+    """Bring the schema up to SCHEMA_VERSION. Idempotent and safe to run concurrently.
+
+    Returns the list of migration titles applied (empty when already current). Raises
+    DatabaseError when the file is newer than this code (a downgrade).
+    """
+    applied = []
+    with db.connection_context():
+        with write(db):
+            current = schema_version(db)
+            if current > SCHEMA_VERSION:
+                raise DatabaseError(
+                    "database schema version %d is newer than this iservdesk knows (%d); "
+                    "install the newer iservdesk again" % (current, SCHEMA_VERSION))
+            for number in range(current, SCHEMA_VERSION):
+                title, script = MIGRATIONS[number]
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute_sql(statement)
+                applied.append(title)
+            if applied:
+                db.execute_sql("PRAGMA user_version = %d" % SCHEMA_VERSION)
+    for title in applied:
+        log.info("database migrated: %s", title)
+    return applied
+
+
+def record(action, actor="", target="", **detail):
+    """Append an audit event. Call inside the request's connection."""
+    Event.create(action=action, actor=actor, target=target, detail=detail)
+
+
+def check(db):
+    """Raise peewee's or our DatabaseError unless the database answers and is current.
+
+    Uses the caller's connection (opening one if needed, which the caller closes).
+    """
+    version = schema_version(db)
+    if version != SCHEMA_VERSION:
+        raise DatabaseError("schema version %d, expected %d (run iservdesk init-db)"
+                            % (version, SCHEMA_VERSION))

@@ -1,0 +1,223 @@
+"""Fixtures for real parts: the Docker engine, SQLite files, `iservdesk serve` subprocesses.
+
+Missing infrastructure fails the fixture with instructions; nothing is skipped. Every
+container a test run creates carries the label de.iservdesk.test-run=<run id> and a name
+starting with iservdesk-test-, and is removed at the end; a failing test prints the logs
+of its containers and of its portal.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from iservdesk import __version__, db as dbmodule  # noqa: E402
+
+DOCKER_URL = os.environ.get("ISERVDESK_TEST_DOCKER_URL", "unix:///var/run/docker.sock")
+DEMO_IMAGE = os.environ.get("ISERVDESK_TEST_IMAGE", "iservdesk/demo-desktop:%s" % __version__)
+RUN_ID = uuid.uuid4().hex[:8]
+TEST_LABEL = "de.iservdesk.test-run"
+NAME_PREFIX = "iservdesk-test-"
+SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    # Remember each phase's outcome on the item so fixtures can dump logs on failure.
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, "report_" + report.when, report)
+
+
+def failed(request):
+    report = getattr(request.node, "report_call", None)
+    return report is None or report.failed
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout, what, interval=0.05):
+    """Poll `predicate` until it returns a truthy value or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except AssertionError:
+            raise  # the predicate knows it will never succeed
+        except Exception as error:  # the thing is not up yet; remember why
+            last_error = error
+        time.sleep(interval)
+    raise AssertionError("timed out after %ss waiting for %s (last error: %r)"
+                         % (timeout, what, last_error))
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """The real Docker engine, through the SDK (tests may inspect it directly)."""
+    import docker
+    client = docker.DockerClient(base_url=DOCKER_URL, version="1.41", timeout=60)
+    try:
+        client.ping()
+    except Exception as error:
+        pytest.fail("No Docker engine answers at %s (%s). Install and start it: "
+                    "`make deps && scripts/ensure-docker` (as root), or run `make test`."
+                    % (DOCKER_URL, error), pytrace=False)
+    yield client
+    for container in client.containers.list(all=True, filters={"label": TEST_LABEL + "=" + RUN_ID}):
+        container.remove(force=True, v=True)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def demo_image(docker_client):
+    """The demo desktop image's tag; it must have been built (make demo-image)."""
+    import docker.errors
+    try:
+        docker_client.images.get(DEMO_IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.fail("The image %s is missing. Build it with `make demo-image` "
+                    "(or run `make test`, which builds it)." % DEMO_IMAGE, pytrace=False)
+    return DEMO_IMAGE
+
+
+@pytest.fixture
+def containers(docker_client, request):
+    """Create test containers: `containers.run(image, **create_kwargs)` returns a started one."""
+    created = []
+
+    class Factory:
+        labels = {TEST_LABEL: RUN_ID}
+
+        def run(self, image, name=None, labels=None, **kwargs):
+            name = name or "%s%s-%s" % (NAME_PREFIX, RUN_ID, uuid.uuid4().hex[:6])
+            container = docker_client.containers.create(
+                image, name=name, labels={**self.labels, **(labels or {})}, **kwargs)
+            created.append(container)
+            container.start()
+            container.reload()
+            return container
+
+    yield Factory()
+    for container in created:
+        if failed(request):
+            try:
+                logs = container.logs().decode(errors="replace")
+            except Exception as error:  # already gone: say so instead of the logs
+                logs = "(no logs: %s)" % error
+            print("\n----- logs of container %s -----\n%s" % (container.name, logs))
+        try:
+            container.remove(force=True, v=True)
+        except Exception:  # 404/409: already removed or being removed
+            pass
+
+
+@pytest.fixture
+def database(tmp_path):
+    """A migrated SQLite database in a temporary folder, bound to the models."""
+    db = dbmodule.open_database(str(tmp_path / "iservdesk.db"))
+    dbmodule.migrate(db)
+    yield db
+    db.close()
+
+
+def write_config(path, **overrides):
+    """Write an env file with a complete development configuration plus `overrides`."""
+    settings = {
+        "PUBLIC_URL": "http://127.0.0.1:8080",
+        "SECRET_KEY": SECRET_KEY,
+        "DATABASE_URI": "sqlite:///" + os.path.join(os.path.dirname(str(path)), "iservdesk.db"),
+        "OAUTH_CLIENT_ID": "iservdesk-test",
+        "OAUTH_CLIENT_SECRET": "test-client-secret",
+        "DOCKER_URL": DOCKER_URL,
+        "LOG_LEVEL": "INFO",
+    }
+    settings.update(overrides)
+    with open(str(path), "w") as stream:
+        for name, value in settings.items():
+            if value is not None:
+                stream.write("%s=%s\n" % (name, value))
+    return str(path)
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    """Factory: config_file(**overrides) -> path of a complete env file."""
+    def make(name="iservdesk.env", **overrides):
+        return write_config(tmp_path / name, **overrides)
+    return make
+
+
+def iservdesk_command(*args):
+    return [sys.executable, "-m", "iservdesk"] + list(args)
+
+
+class Portal:
+    """A running `iservdesk serve` subprocess."""
+
+    def __init__(self, process, url, log_path):
+        self.process = process
+        self.url = url
+        self.log_path = log_path
+
+    def log(self):
+        with open(self.log_path, errors="replace") as stream:
+            return stream.read()
+
+    def stop(self, timeout=20):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@pytest.fixture
+def portal(tmp_path, request):
+    """Factory: portal(**settings) starts `iservdesk serve` on a free port and waits for it."""
+    import requests
+    started = []
+
+    def start(env=None, wait_healthy=True, **overrides):
+        port = free_port()
+        overrides.setdefault("LISTEN", "127.0.0.1:%d" % port)
+        overrides.setdefault("PUBLIC_URL", "http://127.0.0.1:%d" % port)
+        path = write_config(tmp_path / ("portal-%d.env" % port), **overrides)
+        log_path = str(tmp_path / ("portal-%d.log" % port))
+        with open(log_path, "wb") as log_stream:
+            process = subprocess.Popen(
+                iservdesk_command("--config", path, "serve"), cwd=ROOT,
+                stdout=log_stream, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        instance = Portal(process, "http://127.0.0.1:%d" % port, log_path)
+        started.append(instance)
+
+        def listening():
+            if process.poll() is not None:
+                raise AssertionError("portal exited with %s:\n%s" % (process.returncode, instance.log()))
+            return requests.get(instance.url + "/healthz", timeout=5).status_code in (
+                (200,) if wait_healthy else (200, 503))
+        wait_for(listening, 30, "the portal at %s" % instance.url)
+        return instance
+
+    yield start
+    for instance in started:
+        instance.stop()
+        if failed(request):
+            print("\n----- portal log %s -----\n%s" % (instance.url, instance.log()))
