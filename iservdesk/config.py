@@ -5,6 +5,7 @@ for; `.env.example` and the README's settings table are generated from SCHEMA
 (`python3 -m iservdesk settings --markdown`) and a test keeps them in step.
 """
 
+import datetime
 import io
 import ipaddress
 import os
@@ -124,6 +125,39 @@ def parse_docker_url(value):
     return value
 
 
+def parse_issuer(value):
+    url = parse_url(value)
+    host = urllib.parse.urlsplit(url).hostname
+    if url.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1"):
+        raise ValueError("must be https:// (plain http is accepted for 127.0.0.1 only)")
+    return url
+
+
+def parse_list(value):
+    """Comma-separated names, lower-cased (IServ group and role names match case-insensitively)."""
+    return tuple(item.strip().lower() for item in value.split(",") if item.strip())
+
+
+def parse_scopes(value):
+    scopes = tuple(value.split())
+    if scopes and "openid" not in scopes:
+        raise ValueError("must include openid")
+    return scopes
+
+
+def parse_duration(value):
+    """90s, 30m, 8h, 2d or plain seconds -> timedelta."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (value[:-1], value[-1]) if value[-1:] in units else (value, "s")
+    try:
+        seconds = int(number) * units[unit]
+    except ValueError:
+        raise ValueError("expected a duration such as 90s, 30m, 8h or 2d") from None
+    if seconds <= 0:
+        raise ValueError("must be longer than zero")
+    return datetime.timedelta(seconds=seconds)
+
+
 def parse_seconds(value):
     seconds = parse_int(value)
     if seconds <= 0:
@@ -153,6 +187,37 @@ SCHEMA = (
             "Client secret registered in IServ.", secret=True, example="change-me"),
     Setting("OAUTH_REDIRECT_URI", "", parse_optional_url,
             "Callback URL registered in IServ; empty means PUBLIC_URL + /authorize."),
+    Setting("OAUTH_ISSUER", None, parse_issuer,
+            "The IServ address, e.g. https://school.example/iserv. Discovery is read from "
+            "<issuer>/.well-known/openid-configuration or, failing that, from "
+            "<host>/iserv/public/.well-known/openid-configuration; a full discovery URL works too.",
+            example="https://school.example/iserv"),
+    Setting("OAUTH_SCOPES", "", parse_scopes,
+            "Scopes to ask for; empty means openid profile email plus uuid, groups/iserv:groups "
+            "and roles/iserv:roles where the provider offers them."),
+    Setting("OAUTH_AUTHORIZE_URL", "", parse_optional_url,
+            "Overrides the discovered authorization endpoint."),
+    Setting("OAUTH_TOKEN_URL", "", parse_optional_url,
+            "Overrides the discovered token endpoint."),
+    Setting("OAUTH_USERINFO_URL", "", parse_optional_url,
+            "Overrides the discovered userinfo endpoint."),
+    Setting("OAUTH_JWKS_URI", "", parse_optional_url,
+            "Overrides the discovered JWKS (signing keys) URL."),
+    Setting("OAUTH_TIMEOUT", "10", parse_seconds,
+            "Seconds to wait for the identity provider."),
+    Setting("USERNAME_CLAIM", "preferred_username", parse_str,
+            "Claim holding the account name used in desktop names (IServ: preferred_username)."),
+    Setting("ROLE_ADMIN", "admins", parse_list,
+            "Comma-separated IServ group account names or role ids whose members are admins."),
+    Setting("ROLE_TEACHER", "teachers", parse_list,
+            "Comma-separated IServ group account names or role ids whose members are teachers."),
+    Setting("ALLOWED_GROUPS", "", parse_list,
+            "Comma-separated groups or roles allowed to sign in; empty lets in everyone IServ "
+            "lets through. Admins are always allowed."),
+    Setting("SESSION_IDLE_TIMEOUT", "4h", parse_duration,
+            "A session unused this long ends (e.g. 90m, 4h)."),
+    Setting("SESSION_LIFETIME", "12h", parse_duration,
+            "A session ends this long after sign-in, used or not."),
     Setting("DOCKER_URL", "unix:///var/run/docker.sock", parse_docker_url,
             "How to reach the Docker engine."),
     Setting("DOCKER_TIMEOUT", "10", parse_seconds,

@@ -87,10 +87,28 @@ class Session(BaseModel):
     user = peewee.ForeignKeyField(User, backref="sessions", on_delete="CASCADE")
     created_at = UTCDateTimeField(default=utcnow)
     last_seen_at = UTCDateTimeField(default=utcnow)
-    expires_at = UTCDateTimeField()
+    expires_at = UTCDateTimeField(index=True)
+    id_token = peewee.TextField(null=True)  # sent back as id_token_hint at logout only
 
     class Meta:
         table_name = "sessions"
+
+
+class Login(BaseModel):
+    """A sign-in in progress: what the callback must find to accept the provider's answer.
+
+    `state` and the browser-binding cookie are stored hashed; a row is used once.
+    """
+
+    state_hash = peewee.TextField(primary_key=True)
+    browser_hash = peewee.TextField()
+    nonce = peewee.TextField()
+    code_verifier = peewee.TextField()
+    return_to = peewee.TextField(default="/")
+    created_at = UTCDateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        table_name = "logins"
 
 
 class Desktop(BaseModel):
@@ -126,7 +144,7 @@ class Event(BaseModel):
         table_name = "events"
 
 
-MODELS = (User, Session, Desktop, Event)
+MODELS = (User, Session, Login, Desktop, Event)
 
 # Forward migrations. Append only; never edit one that has shipped.
 MIGRATIONS = (
@@ -177,6 +195,19 @@ MIGRATIONS = (
             detail TEXT NOT NULL DEFAULT '{}'
         );
         CREATE INDEX events_at ON events (at);
+    """),
+    ("sign-in attempts and session tokens", """
+        CREATE TABLE logins (
+            state_hash TEXT NOT NULL PRIMARY KEY,
+            browser_hash TEXT NOT NULL,
+            nonce TEXT NOT NULL,
+            code_verifier TEXT NOT NULL,
+            return_to TEXT NOT NULL DEFAULT '/',
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX logins_created_at ON logins (created_at);
+        ALTER TABLE sessions ADD COLUMN id_token TEXT;
+        CREATE INDEX sessions_expires_at ON sessions (expires_at);
     """),
 )
 

@@ -143,6 +143,7 @@ def write_config(path, **overrides):
         "DATABASE_URI": "sqlite:///" + os.path.join(os.path.dirname(str(path)), "iservdesk.db"),
         "OAUTH_CLIENT_ID": "iservdesk-test",
         "OAUTH_CLIENT_SECRET": "test-client-secret",
+        "OAUTH_ISSUER": "http://127.0.0.1:9/iserv",  # nothing listens: tests that sign in set it
         "DOCKER_URL": DOCKER_URL,
         "LOG_LEVEL": "INFO",
     }
@@ -196,8 +197,8 @@ def portal(tmp_path, request):
     started = []
 
     def start(env=None, wait_healthy=True, **overrides):
-        port = free_port()
-        overrides.setdefault("LISTEN", "127.0.0.1:%d" % port)
+        overrides.setdefault("LISTEN", "127.0.0.1:%d" % free_port())
+        port = int(overrides["LISTEN"].rsplit(":", 1)[1])
         overrides.setdefault("PUBLIC_URL", "http://127.0.0.1:%d" % port)
         path = write_config(tmp_path / ("portal-%d.env" % port), **overrides)
         log_path = str(tmp_path / ("portal-%d.log" % port))
@@ -221,3 +222,87 @@ def portal(tmp_path, request):
         instance.stop()
         if failed(request):
             print("\n----- portal log %s -----\n%s" % (instance.url, instance.log()))
+
+
+class IdentityProvider:
+    """A running scripts/dev-idp.py."""
+
+    def __init__(self, process, base, issuer, log_path):
+        self.process, self.base, self.issuer, self.log_path = process, base, issuer, log_path
+
+    def misbehave(self, mode):
+        import requests
+        requests.post(self.base + "/_dev/misbehave", json={"mode": mode}, timeout=10).raise_for_status()
+
+    def rotate_key(self, keep_old=True):
+        import requests
+        requests.post(self.base + "/_dev/rotate-key", json={"keep_old": keep_old}, timeout=10).raise_for_status()
+
+    def log(self):
+        with open(self.log_path, errors="replace") as stream:
+            return stream.read()
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(20)
+
+
+@pytest.fixture
+def idp(tmp_path, request):
+    """Factory: idp(clients=[(id, secret, method, redirect_uri)], prefixed_scopes=False,
+    issuer_path="/iserv", misbehave="none") starts the development identity provider."""
+    started = []
+
+    def start(clients=(), prefixed_scopes=False, issuer_path="/iserv", misbehave="none", port=None,
+              users=os.path.join(ROOT, "tests", "data", "users.json")):
+        port = port or free_port()
+        command = [sys.executable, os.path.join(ROOT, "scripts", "dev-idp.py"), "--port", str(port),
+                   "--users", users,
+                   "--issuer-path", issuer_path, "--misbehave", misbehave, "--slow-seconds", "20"]
+        for client in clients:
+            command += ["--client", ":".join(client)]
+        if prefixed_scopes:
+            command.append("--prefixed-scopes")
+        log_path = str(tmp_path / ("idp-%d.log" % port))
+        with open(log_path, "wb") as log_stream:
+            process = subprocess.Popen(command, stdout=log_stream, stderr=subprocess.STDOUT)
+        base = "http://127.0.0.1:%d" % port
+        instance = IdentityProvider(process, base, base + issuer_path, log_path)
+        started.append(instance)
+
+        def up():
+            if process.poll() is not None:
+                raise AssertionError("dev-idp exited with %s:\n%s" % (process.returncode, instance.log()))
+            return "listening on" in instance.log()
+        wait_for(up, 30, "the development identity provider")
+        return instance
+
+    yield start
+    for instance in started:
+        instance.stop()
+        if failed(request):
+            print("\n----- dev-idp log %s -----\n%s" % (instance.base, instance.log()))
+
+
+CLIENT_ID, CLIENT_SECRET = "iservdesk-test", "test-client-secret"
+
+
+@pytest.fixture
+def signed_in_portal(portal, idp):
+    """Factory: a portal wired to a fresh development identity provider -> (portal, idp)."""
+    def start(method="client_secret_basic", prefixed_scopes=False, issuer_path="/iserv",
+              misbehave="none", issuer_form="issuer", users=None, **settings):
+        port = free_port()
+        provider = idp(clients=[(CLIENT_ID, CLIENT_SECRET, method, "http://127.0.0.1:%d/authorize" % port)],
+                       prefixed_scopes=prefixed_scopes, issuer_path=issuer_path, misbehave=misbehave,
+                       **({"users": users} if users else {}))
+        settings.setdefault("OAUTH_ISSUER", {
+            "issuer": provider.issuer,
+            "host": provider.base,
+            "discovery-url": provider.issuer + "/.well-known/openid-configuration",
+        }[issuer_form])
+        instance = portal(LISTEN="127.0.0.1:%d" % port, PUBLIC_URL="http://127.0.0.1:%d" % port,
+                          OAUTH_CLIENT_ID=CLIENT_ID, OAUTH_CLIENT_SECRET=CLIENT_SECRET, **settings)
+        return instance, provider
+    return start

@@ -95,7 +95,7 @@ def test_unparsable_line_names_the_line(tmp_path):
 def test_quoted_values_and_comments_are_read(tmp_path):
     path = tmp_path / "q.env"
     path.write_text('# comment\nPUBLIC_URL="https://desk.example"\nSECRET_KEY=\'%s\'\n'
-                    'OAUTH_CLIENT_ID=a  # trailing comment\nOAUTH_CLIENT_SECRET=b\n' % SECRET_KEY)
+                    'OAUTH_CLIENT_ID=a  # trailing comment\nOAUTH_CLIENT_SECRET=b\nOAUTH_ISSUER=https://school.example/iserv\n' % SECRET_KEY)
     loaded = config.load(str(path), environ={})
     assert (loaded.public_url, loaded.oauth_client_id) == ("https://desk.example", "a")
 

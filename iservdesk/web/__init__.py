@@ -1,22 +1,29 @@
-"""The WSGI application: make_app() wires settings, database and engine into Bottle routes.
+"""The WSGI application: make_app() wires settings, database, engine and identity provider
+into Bottle routes.
 
 Each module here adds its routes with add_routes(app); plugins (one database connection
-per request, one place that renders errors) wrap them all.
+per request, one place that renders errors) wrap them all. Collaborators and the clock
+are passed in, so tests run the real app against real parts with a clock they choose.
 """
 
 import bottle
 
-from . import errors, health
+from .. import db as dbmodule, oidc
+from . import auth, errors, health
 from .plugins import DatabasePlugin
 
 
-def make_app(config, db, engine):
-    """Return the Bottle app. `db` is an open peewee database, `engine` a desktops Engine."""
+def make_app(config, db, engine, provider=None, clock=dbmodule.utcnow):
+    """Return the Bottle app. `db` is an open peewee database, `engine` a desktops Engine,
+    `provider` an oidc.Provider (default: from config), `clock` returns aware datetimes."""
     app = bottle.Bottle(catchall=False)
     app.config["iservdesk.config"] = config
     app.config["iservdesk.db"] = db
     app.config["iservdesk.engine"] = engine
+    app.config["iservdesk.provider"] = provider or oidc.Provider(config)
+    app.config["iservdesk.clock"] = clock
     errors.install(app)
     app.install(DatabasePlugin(db))
     health.add_routes(app)
+    auth.add_routes(app)
     return app

@@ -1,0 +1,263 @@
+"""Sign-in routes (/login, /authorize, /session, /logout) and who is asking (authenticate).
+
+The OpenID Connect protocol lives in oidc.py and session bookkeeping in sessions.py; this
+module joins them to HTTP: cookies, redirects, CSRF checks and the error pages a person
+sees when signing in goes wrong.
+"""
+
+import dataclasses
+import datetime
+import http.cookies
+import logging
+
+import bottle
+
+from .. import db, oidc, sessions
+from ..errors import IServDeskError
+from .responses import redirect
+
+log = logging.getLogger(__name__)
+
+LOGIN_COOKIE = "iservdesk_login"
+LOGIN_TTL = datetime.timedelta(minutes=10)
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# ID-token claims that userinfo must not overwrite when the two are merged.
+PROTECTED_CLAIMS = ("iss", "aud", "azp", "sub", "exp", "iat", "nonce", "auth_time")
+
+
+class Unauthenticated(IServDeskError):
+    status = 401
+    code = "unauthenticated"
+    public_message = "Please sign in."
+
+
+class Forbidden(IServDeskError):
+    status = 403
+    code = "forbidden"
+    public_message = "You are not allowed to do this."
+
+
+@dataclasses.dataclass
+class Identity:
+    """The signed-in user behind the current request."""
+
+    user: db.User
+    session: db.Session
+    session_id: str
+    via_cookie: bool
+    is_admin: bool
+    is_teacher: bool
+
+
+def cookie_header(name, value, *, max_age, secure):
+    """A Set-Cookie value: HttpOnly, SameSite=Lax, path /. (Bottle 0.12 lacks SameSite.)"""
+    cookie = http.cookies.SimpleCookie()
+    cookie[name] = value
+    morsel = cookie[name]
+    morsel["path"] = "/"
+    morsel["httponly"] = True
+    morsel["samesite"] = "Lax"
+    morsel["max-age"] = int(max_age)
+    if secure:
+        morsel["secure"] = True
+    return morsel.OutputString()
+
+
+def session_id_from(request):
+    """(session id, came from the cookie?) from the request's carriers, or (None, False).
+
+    Explicit carriers (Bearer, X-Session-ID, ?session_id=) win over the cookie: a script
+    that names a session means that one.
+    """
+    authorization = request.headers.get("Authorization", "")
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip(), False
+    header = request.headers.get("X-Session-ID")
+    if header:
+        return header.strip(), False
+    query = request.query.get("session_id")
+    if query:
+        return query, False
+    cookie = request.get_cookie(sessions.COOKIE)
+    if cookie:
+        return cookie, True
+    return None, False
+
+
+def safe_return_path(value):
+    """A local path to return to after sign-in; anything else becomes /."""
+    if (isinstance(value, str) and value.startswith("/") and not value.startswith("//")
+            and "\\" not in value and not any(ord(c) < 32 for c in value)):
+        return value
+    return "/"
+
+
+def add_routes(app):
+    config = app.config["iservdesk.config"]
+    provider = app.config["iservdesk.provider"]
+    clock = app.config["iservdesk.clock"]
+    database = app.config["iservdesk.db"]
+    policy = sessions.Policy.from_config(config)
+    secure = config.public_url.startswith("https://")
+
+    def authenticate():
+        """The Identity of the current request, or None. Cached per request."""
+        environ = bottle.request.environ
+        if "iservdesk.identity" not in environ:
+            session_id, via_cookie = session_id_from(bottle.request)
+            identity = None
+            session = sessions.resolve(session_id, policy, clock()) if session_id else None
+            if session is not None:
+                identity = Identity(session.user, session, session_id, via_cookie,
+                                    policy.is_admin(session.user), policy.is_teacher(session.user))
+            environ["iservdesk.identity"] = identity
+        return environ["iservdesk.identity"]
+
+    def require_user():
+        """The Identity, or 401. For cookie-authenticated state changes, also the CSRF token."""
+        identity = authenticate()
+        if identity is None:
+            raise Unauthenticated()
+        if identity.via_cookie and bottle.request.method not in SAFE_METHODS:
+            token = (bottle.request.headers.get("X-CSRF-Token")
+                     or bottle.request.forms.get("csrf_token"))
+            if not sessions.csrf_valid(config.secret_key, identity.session_id, token):
+                raise Forbidden("The request lacks a valid CSRF token. Reload the page and try again.",
+                                code="csrf_failed")
+        return identity
+
+    app.config["iservdesk.authenticate"] = authenticate
+    app.config["iservdesk.require_user"] = require_user
+
+    @app.get("/login")
+    def login():
+        now = clock()
+        state, nonce, verifier, browser = (sessions.new_secret() for _ in range(4))
+        url = provider.authorization_url(state, nonce, verifier)
+        with db.write(database):
+            db.Login.delete().where(db.Login.created_at < now - LOGIN_TTL).execute()
+            db.Login.create(state_hash=sessions.digest(state), browser_hash=sessions.digest(browser),
+                            nonce=nonce, code_verifier=verifier,
+                            return_to=safe_return_path(bottle.request.query.get("next")), created_at=now)
+        bottle.response.add_header("Set-Cookie", cookie_header(
+            LOGIN_COOKIE, browser, max_age=LOGIN_TTL.total_seconds(), secure=secure))
+        bottle.response.set_header("Cache-Control", "no-store")
+        redirect(config, url, 302)
+
+    def take_login(state):
+        """The Login row for `state`, deleted so it can never be used again; or a 400."""
+        expired = oidc.LoginError("This sign-in link has expired or was already used. "
+                                  "Please sign in again.", code="state_invalid")
+        if not state:
+            raise oidc.LoginError("The answer from IServ lacks its state. Please sign in again.",
+                                  code="state_missing")
+        state_hash = sessions.digest(state)
+        with db.write(database):
+            login_row = db.Login.get_or_none(db.Login.state_hash == state_hash)
+            # Deleting inside the write lock makes two racing callbacks see one row at most.
+            if login_row is None or db.Login.delete().where(db.Login.state_hash == state_hash).execute() != 1:
+                raise expired
+        browser = bottle.request.get_cookie(LOGIN_COOKIE)
+        if not browser or not sessions.digest(browser) == login_row.browser_hash:
+            log.warning("sign-in refused: state used from another browser")
+            raise oidc.LoginError("This sign-in was started in another browser or tab. "
+                                  "Please sign in again here.", code="state_mismatch")
+        if clock() - login_row.created_at > LOGIN_TTL:
+            raise expired
+        return login_row
+
+    @app.get("/authorize")
+    def authorize():
+        query = bottle.request.query
+        error = query.get("error")
+        if error:
+            if query.get("state"):
+                try:
+                    take_login(query.get("state"))
+                except oidc.LoginError:
+                    pass  # the provider's error is the news, not the state
+            log.info("sign-in ended by the provider: %s", error[:60])
+            if error == "access_denied":
+                raise oidc.LoginError("You cancelled signing in at IServ, so you were not signed in.",
+                                      status=403, code="access_denied")
+            raise oidc.LoginError("IServ refused the sign-in (%s). Please try again; if it keeps "
+                                  "happening, tell your IT admin." % error[:60], status=502,
+                                  code="provider_error")
+        login_row = take_login(query.get("state"))
+        code = query.get("code")
+        if not code:
+            raise oidc.LoginError("The answer from IServ lacks its code. Please sign in again.",
+                                  code="code_missing")
+
+        now = clock()
+        tokens = provider.exchange(code, login_row.code_verifier)
+        claims = provider.verify_id_token(tokens["id_token"], login_row.nonce, now)
+        userinfo = provider.userinfo(tokens.get("access_token"), claims["sub"])
+        merged = {**claims, **{k: v for k, v in userinfo.items() if k not in PROTECTED_CLAIMS}}
+        fields = oidc.identity(merged, config.username_claim)
+
+        with db.write(database):
+            user = db.User.get_or_none(db.User.uuid == fields["uuid"]) or db.User(uuid=fields["uuid"],
+                                                                                created_at=now)
+            for name, value in fields.items():
+                setattr(user, name, value)
+            if not policy.may_sign_in(user):
+                if user.id is not None:
+                    user.save()  # group changes still count: older sessions lose roles too
+                db.record("login.refused", actor=user.username, reason="not in ALLOWED_GROUPS")
+                refused = True
+            else:
+                user.last_login_at = now
+                user.save()
+                session_id = sessions.create(user, policy, now, id_token=tokens["id_token"])
+                db.record("login", actor=user.username, admin=policy.is_admin(user))
+                refused = False
+        if refused:
+            log.warning("sign-in refused for %s: not in ALLOWED_GROUPS", user.username)
+            raise Forbidden("Your IServ account is not in a group that may use iservdesk. "
+                            "Ask your teacher or IT admin if you think it should be.",
+                            code="not_allowed")
+        log.info("%s signed in%s", user.username, " (admin)" if policy.is_admin(user) else "")
+        bottle.response.add_header("Set-Cookie", cookie_header(
+            sessions.COOKIE, session_id, max_age=policy.lifetime.total_seconds(), secure=secure))
+        bottle.response.add_header("Set-Cookie", cookie_header(LOGIN_COOKIE, "", max_age=0, secure=secure))
+        bottle.response.set_header("Cache-Control", "no-store")
+        redirect(config, login_row.return_to, 302)
+
+    @app.get("/session")
+    def session_info():
+        identity = authenticate()
+        if identity is None:
+            raise Unauthenticated()
+        user = identity.user
+        bottle.response.set_header("Cache-Control", "no-store")
+        return {
+            "username": user.username,
+            "display_name": user.display_name,
+            "email": user.email,
+            "groups": user.groups,
+            "roles": user.roles,
+            "is_admin": identity.is_admin,
+            "is_teacher": identity.is_teacher,
+            "expires_at": min(identity.session.expires_at,
+                              identity.session.last_seen_at + policy.idle_timeout).isoformat(),
+            "csrf_token": sessions.csrf_token(config.secret_key, identity.session_id),
+        }
+
+    @app.post("/logout")
+    def logout():
+        identity = authenticate()
+        end_session_url = None
+        if identity is not None:
+            require_user()  # the CSRF check for cookie sessions
+            with db.write(database):
+                sessions.end(identity.session_id)
+                db.record("logout", actor=identity.user.username)
+            log.info("%s signed out", identity.user.username)
+            end_session_url = provider.end_session_url(identity.session.id_token, config.public_url + "/")
+        bottle.response.add_header("Set-Cookie", cookie_header(sessions.COOKIE, "", max_age=0, secure=secure))
+        bottle.response.set_header("Cache-Control", "no-store")
+        if identity is not None and not identity.via_cookie or \
+                "application/json" in bottle.request.headers.get("Accept", ""):
+            return {"status": "signed_out", "end_session_url": end_session_url}
+        redirect(config, end_session_url or "/", 303)
