@@ -6,7 +6,7 @@ to over real HTTP). It is development tooling only: it is never installed by
 the Debian package and must never face a network (it binds 127.0.0.1 only,
 keeps everything in memory and its demo accounts have trivial passwords).
 
-What it imitates (see /work/shared/FACTS.md, "IServ as an OpenID Connect
+What it imitates (see the project's shared FACTS.md, "IServ as an OpenID Connect
 provider"):
 
 * IServ's endpoint paths (``/iserv/oauth/v2/auth``, ``/iserv/oauth/v2/token``,

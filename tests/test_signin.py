@@ -337,3 +337,17 @@ def test_logs_never_show_codes_states_tokens_or_session_ids(signed_in_portal):
     for secret in (query["code"], query["state"], session_id, csrf, hint, CLIENT_SECRET,
                    hint.split(".")[1]):
         assert secret not in log
+
+
+def test_start_page_offers_sign_in_then_greets_and_signs_out(signed_in_portal):
+    portal, _ = signed_in_portal()
+    anonymous = requests.get(portal.url + "/", timeout=30)
+    assert anonymous.status_code == 200
+    assert 'href="/login"' in anonymous.text
+    browser, _, _ = sign_in(portal.url, "max.muster", "max-pw")
+    page = browser.get(portal.url + "/", timeout=30)
+    assert "Max Muster" in page.text and "max.muster" in page.text
+    token = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text).group(1)
+    answer = browser.post(portal.url + "/logout", data={"csrf_token": token}, allow_redirects=False, timeout=30)
+    assert answer.status_code == 303
+    assert whoami(browser, portal.url).status_code == 401

@@ -9,7 +9,7 @@ are passed in, so tests run the real app against real parts with a clock they ch
 import bottle
 
 from .. import db as dbmodule, oidc
-from . import auth, errors, health
+from . import auth, errors, health, ui
 from .plugins import DatabasePlugin
 
 
@@ -26,4 +26,5 @@ def make_app(config, db, engine, provider=None, clock=dbmodule.utcnow):
     app.install(DatabasePlugin(db))
     health.add_routes(app)
     auth.add_routes(app)
+    ui.add_routes(app)
     return app
