@@ -8,7 +8,7 @@ DEMO_IMAGE := iservdesk/demo-desktop:$(VERSION)
 # Debian packages: what the portal imports, then what tests and tools need.
 RUNTIME_DEBS := python3 python3-bottle python3-authlib python3-docker python3-peewee \
 	python3-gevent python3-gevent-websocket python3-requests python3-dotenv python3-cheroot
-TEST_DEBS := python3-pytest python3-websocket python3-cryptography pyflakes3 \
+TEST_DEBS := python3-pytest python3-websocket python3-cryptography pyflakes3 docker-registry \
 	docker.io mmdebstrap curl ca-certificates openssl
 DEBS := $(RUNTIME_DEBS) $(TEST_DEBS)
 

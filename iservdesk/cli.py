@@ -28,19 +28,30 @@ def cmd_serve(config, args):
         return fail("serve must be started as `iservdesk serve` or `python3 -m iservdesk serve` "
                     "(gevent has not patched the standard library)", EXIT_FAILURE)
     from . import server
-    from .desktops.docker import Engine
+    from .desktops import catalog as catalogmodule
+    from .desktops.docker import DockerSpawner
+    from .desktops.events import Bus
+    from .desktops.manager import Desktops
     from .web import make_app
 
+    try:
+        catalog = catalogmodule.load(config.desktops_file, config.kasm_image)
+    except catalogmodule.CatalogError as error:
+        return fail(str(error), EXIT_CONFIG)
     database = db.open_database(config.database_uri)
     db.migrate(database)
-    engine = Engine(config.docker_url, timeout=config.docker_timeout)
-    app = make_app(config, database, engine)
+    spawner = DockerSpawner(config.docker_url, timeout=config.docker_timeout)
+    desktops = Desktops(config, catalog, spawner, database, Bus())
+    app = make_app(config, database, desktops)
     host, port = config.listen
+    desktops.run_background()
     try:
         server.serve(app, host, port)
     except OSError as error:
         reason = os.strerror(error.errno) if error.errno else str(error)
         return fail("LISTEN: cannot listen on %s:%d: %s" % (host, port, reason), EXIT_FAILURE)
+    finally:
+        desktops.shutdown()
     return 0
 
 

@@ -8,6 +8,7 @@ for; `.env.example` and the README's settings table are generated from SCHEMA
 import datetime
 import io
 import ipaddress
+import re
 import os
 import urllib.parse
 from dataclasses import dataclass
@@ -158,6 +159,19 @@ def parse_duration(value):
     return datetime.timedelta(seconds=seconds)
 
 
+def parse_prefix(value):
+    if not re.match(r"^[a-z0-9][a-z0-9_.-]{0,30}$", value):
+        raise ValueError("use 1-31 lower-case letters, digits, '.', '_' or '-'")
+    return value
+
+
+def parse_positive_int(value):
+    number = parse_int(value)
+    if number <= 0:
+        raise ValueError("expected a whole number above zero")
+    return number
+
+
 def parse_seconds(value):
     seconds = parse_int(value)
     if seconds <= 0:
@@ -232,7 +246,15 @@ SCHEMA = (
     Setting("HOST_PORT_RANGE", "7000-8000", parse_port_range,
             "Host ports (bound to 127.0.0.1 only) handed out to desktop containers."),
     Setting("DESKTOPS_FILE", "/etc/iservdesk/desktops.toml", parse_str,
-            "Catalog of desktop types."),
+            "Catalog of desktop types (TOML; see the shipped file for its fields)."),
+    Setting("MAX_DESKTOPS", "30", parse_positive_int,
+            "How many desktops may run (or start) at once on this host; more get 429 and a "
+            "message to try later."),
+    Setting("CONTAINER_PREFIX", "iservdesk", parse_prefix,
+            "Start of container and home-volume names (<prefix>-<user>-<type>); change it only "
+            "to run a second installation on the same Docker engine."),
+    Setting("DESKTOP_READY_TIMEOUT", "180", parse_seconds,
+            "Seconds a new desktop may take until its port 6901 answers before it counts as failed."),
     Setting("LOG_LEVEL", "INFO", parse_log_level,
             "DEBUG, INFO, WARNING or ERROR."),
 )

@@ -11,6 +11,7 @@ import datetime
 import json
 import logging
 import os
+import secrets
 import time
 
 import peewee
@@ -120,7 +121,7 @@ class Desktop(BaseModel):
     container_id = peewee.TextField(null=True)
     host_port = peewee.IntegerField(null=True, unique=True)
     secret = peewee.TextField(null=True)  # the container's VNC_PW; never sent to a browser
-    status = peewee.TextField(default="new")
+    status = peewee.TextField(default="new", index=True)
     message = peewee.TextField(default="")
     created_at = UTCDateTimeField(default=utcnow)
     started_at = UTCDateTimeField(null=True)
@@ -144,7 +145,17 @@ class Event(BaseModel):
         table_name = "events"
 
 
-MODELS = (User, Session, Login, Desktop, Event)
+class KeyValue(BaseModel):
+    """Facts about this installation, e.g. its id (name -> value)."""
+
+    name = peewee.TextField(primary_key=True)
+    value = peewee.TextField()
+
+    class Meta:
+        table_name = "meta"
+
+
+MODELS = (User, Session, Login, Desktop, Event, KeyValue)
 
 # Forward migrations. Append only; never edit one that has shipped.
 MIGRATIONS = (
@@ -208,6 +219,13 @@ MIGRATIONS = (
         CREATE INDEX logins_created_at ON logins (created_at);
         ALTER TABLE sessions ADD COLUMN id_token TEXT;
         CREATE INDEX sessions_expires_at ON sessions (expires_at);
+    """),
+    ("installation metadata", """
+        CREATE TABLE meta (
+            name TEXT NOT NULL PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        CREATE INDEX desktops_status ON desktops (status);
     """),
 )
 
@@ -292,6 +310,16 @@ def migrate(db):
     for title in applied:
         log.info("database migrated: %s", title)
     return applied
+
+
+def installation_id(db):
+    """This installation's random id, made on first use. Labels our containers, so a second
+    installation (or a test run) on the same engine never touches them."""
+    with write(db):
+        row = KeyValue.get_or_none(KeyValue.name == "installation_id")
+        if row is None:
+            row = KeyValue.create(name="installation_id", value=secrets.token_hex(6))
+    return row.value
 
 
 def record(action, actor="", target="", **detail):

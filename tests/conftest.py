@@ -25,6 +25,39 @@ DEMO_IMAGE = os.environ.get("ISERVDESK_TEST_IMAGE", "iservdesk/demo-desktop:%s" 
 RUN_ID = uuid.uuid4().hex[:8]
 TEST_LABEL = "de.iservdesk.test-run"
 NAME_PREFIX = "iservdesk-test-"
+# Portals started by tests name their containers and volumes with this prefix.
+CONTAINER_PREFIX = NAME_PREFIX + RUN_ID
+
+CATALOG = """
+[desktop.demo]
+name.de = "Demo-Desktop"
+name.en = "Demo desktop"
+description.de = "Ein X-Desktop mit Terminal."
+description.en = "An X desktop with a terminal."
+icon = "🖥️"
+image = "{image}"
+shm_size = "512m"
+memory = "1g"
+cpus = 1
+pids = 512
+
+[desktop.tiny]
+name.de = "Klein"
+name.en = "Tiny"
+image = "{image}"
+memory = "256m"
+pids = 128
+[desktop.tiny.environment]
+DEMO_MODE = "tiny"
+
+[desktop.teachers-only]
+name.de = "Nur Lehrkräfte"
+name.en = "Teachers only"
+image = "{image}"
+allowed = ["Teachers"]
+[desktop.teachers-only.environment]
+DEMO_MODE = "tiny"
+"""
 SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
 
 
@@ -80,6 +113,10 @@ def docker_client():
     yield client
     for container in client.containers.list(all=True, filters={"label": TEST_LABEL + "=" + RUN_ID}):
         container.remove(force=True, v=True)
+    for container in client.containers.list(all=True, filters={"name": CONTAINER_PREFIX}):
+        container.remove(force=True)
+    for volume in client.volumes.list(filters={"name": CONTAINER_PREFIX}):
+        volume.remove(force=True)
     client.close()
 
 
@@ -136,8 +173,17 @@ def database(tmp_path):
 
 
 def write_config(path, **overrides):
-    """Write an env file with a complete development configuration plus `overrides`."""
+    """Write an env file with a complete development configuration plus `overrides`,
+    and beside it a desktop catalog of the demo image (types demo, tiny, teachers-only)."""
+    folder = os.path.dirname(str(path))
+    catalog = os.path.join(folder, "desktops.toml")
+    if not os.path.exists(catalog):
+        with open(catalog, "w") as stream:
+            stream.write(CATALOG.format(image=DEMO_IMAGE))
     settings = {
+        "DESKTOPS_FILE": catalog,
+        "CONTAINER_PREFIX": CONTAINER_PREFIX,
+        "DESKTOP_READY_TIMEOUT": "60",
         "PUBLIC_URL": "http://127.0.0.1:8080",
         "SECRET_KEY": SECRET_KEY,
         "DATABASE_URI": "sqlite:///" + os.path.join(os.path.dirname(str(path)), "iservdesk.db"),
@@ -170,10 +216,11 @@ def iservdesk_command(*args):
 class Portal:
     """A running `iservdesk serve` subprocess."""
 
-    def __init__(self, process, url, log_path):
+    def __init__(self, process, url, log_path, prefix):
         self.process = process
         self.url = url
         self.log_path = log_path
+        self.prefix = prefix  # CONTAINER_PREFIX: container and volume names start with it
 
     def log(self):
         with open(self.log_path, errors="replace") as stream:
@@ -200,13 +247,14 @@ def portal(tmp_path, request):
         overrides.setdefault("LISTEN", "127.0.0.1:%d" % free_port())
         port = int(overrides["LISTEN"].rsplit(":", 1)[1])
         overrides.setdefault("PUBLIC_URL", "http://127.0.0.1:%d" % port)
+        overrides.setdefault("CONTAINER_PREFIX", "%s-%d" % (CONTAINER_PREFIX, port))
         path = write_config(tmp_path / ("portal-%d.env" % port), **overrides)
         log_path = str(tmp_path / ("portal-%d.log" % port))
         with open(log_path, "wb") as log_stream:
             process = subprocess.Popen(
                 iservdesk_command("--config", path, "serve"), cwd=ROOT,
                 stdout=log_stream, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-        instance = Portal(process, "http://127.0.0.1:%d" % port, log_path)
+        instance = Portal(process, "http://127.0.0.1:%d" % port, log_path, overrides["CONTAINER_PREFIX"])
         started.append(instance)
 
         def listening():
@@ -220,8 +268,25 @@ def portal(tmp_path, request):
     yield start
     for instance in started:
         instance.stop()
+        remove_desktops(instance.prefix, dump_logs=failed(request))
         if failed(request):
             print("\n----- portal log %s -----\n%s" % (instance.url, instance.log()))
+
+
+def remove_desktops(prefix, dump_logs):
+    """Remove the containers and home volumes a portal made (names start with `prefix`)."""
+    import docker
+    client = docker.DockerClient(base_url=DOCKER_URL, version="1.41", timeout=60)
+    try:
+        for container in client.containers.list(all=True, filters={"name": prefix + "-"}):
+            if dump_logs:
+                print("\n----- logs of container %s -----\n%s"
+                      % (container.name, container.logs(tail=50).decode(errors="replace")))
+            container.remove(force=True)
+        for volume in client.volumes.list(filters={"name": prefix + "-home-"}):
+            volume.remove(force=True)
+    finally:
+        client.close()
 
 
 class IdentityProvider:

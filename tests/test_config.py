@@ -22,12 +22,14 @@ def error_of(tmp_path, environ=None, **overrides):
 
 
 def test_complete_file_loads_with_defaults(tmp_path):
-    loaded = load(tmp_path)
+    loaded = load(tmp_path, DESKTOPS_FILE=None, CONTAINER_PREFIX=None, DESKTOP_READY_TIMEOUT=None)
     assert loaded.listen == ("127.0.0.1", 8080)
     assert loaded.host_port_range == range(7000, 8001)
     assert loaded.kasm_container_port == 6901
     assert loaded.kasm_image == "kasmweb/ubuntu-focal-desktop:1.15.0"
     assert loaded.desktops_file == "/etc/iservdesk/desktops.toml"
+    assert loaded.container_prefix == "iservdesk"
+    assert loaded.max_desktops == 30
     assert loaded.oauth_redirect_uri == "http://127.0.0.1:8080/authorize"
     assert loaded.secret_key == SECRET_KEY
 

@@ -14,38 +14,7 @@ import pytest
 import requests
 
 from conftest import CLIENT_ID, CLIENT_SECRET, ROOT, free_port
-
-HIDDEN_INPUT = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
-
-
-def start_sign_in(portal_url, session=None, next_path=None):
-    """Follow /login to the provider's form; returns (browser, form page response)."""
-    browser = session or requests.Session()
-    response = browser.get(portal_url + "/login", params={"next": next_path} if next_path else None,
-                           allow_redirects=False, timeout=30)
-    assert response.status_code == 302, response.text
-    form = browser.get(response.headers["Location"], allow_redirects=False, timeout=30)
-    assert form.status_code == 200, form.text
-    return browser, form
-
-
-def submit(browser, form, username, password, action="login"):
-    """Post the provider's form; returns the provider's redirect (to /authorize)."""
-    fields = {name: value.replace("&amp;", "&").replace("&quot;", '"')
-              for name, value in HIDDEN_INPUT.findall(form.text)}
-    fields.update(username=username, password=password, action=action)
-    answer = browser.post(form.url.split("?")[0], data=fields, allow_redirects=False, timeout=30)
-    assert answer.status_code == 302, answer.text
-    return answer.headers["Location"]
-
-
-def sign_in(portal_url, username, password, next_path=None):
-    """The whole flow; returns (browser, callback URL, the portal's answer to the callback)."""
-    browser, form = start_sign_in(portal_url, next_path=next_path)
-    callback = submit(browser, form, username, password)
-    assert callback.startswith(portal_url + "/authorize?")
-    return browser, callback, browser.get(callback, allow_redirects=False, timeout=60)
-
+from flows import sign_in, start_sign_in, submit
 
 def session_count(portal_dir):
     con = sqlite3.connect(os.path.join(portal_dir, "iservdesk.db"))

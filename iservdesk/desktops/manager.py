@@ -1,0 +1,461 @@
+"""Desktops: who has which container, in what state; start, stop, remove; reconciliation.
+
+One desktop per (user, desktop type), named <username>-<type>. The database row is what
+the portal knows; Docker is the truth: reconcile() repairs the rows from the labelled
+containers, at start-up, on every engine event and once a minute, and logs each repair.
+
+Starting runs in a background greenlet per desktop (pull if needed, create or start,
+wait until port 6901 answers), so API calls return at once with the status. Each
+desktop has its own lock: double clicks and several tabs join the running job instead
+of starting a second container. Host ports are handed out under one lock, skipping
+every port any container on the engine holds.
+"""
+
+import collections
+import datetime
+import logging
+import secrets
+import socket
+import ssl
+import time
+
+import gevent
+import gevent.lock
+
+from .. import db
+from ..errors import DesktopError, IServDeskError
+from . import ContainerSpec, NameTaken, PortTaken
+
+log = logging.getLogger(__name__)
+
+LABEL = "de.iservdesk."
+ACTIVE = ("pulling", "starting", "running")
+READY_POLL = 0.25  # seconds between readiness probes
+RECONCILE_EVERY = 60  # seconds
+EVENT_SETTLE = 0.3  # seconds between an engine event and the reconcile it causes
+ACCESS_WRITE_INTERVAL = datetime.timedelta(minutes=1)
+PORT_ATTEMPTS = 5
+
+
+class DesktopNotFound(IServDeskError):
+    status = 404
+    code = "desktop_not_found"
+    public_message = "There is no such desktop."
+
+
+class TooManyDesktops(IServDeskError):
+    status = 429
+    code = "too_many_desktops"
+    public_message = ("All desktops of this server are in use right now. Please try again in a "
+                      "few minutes, or stop a desktop you no longer need.")
+
+
+class NoFreePort(DesktopError):
+    code = "no_free_port"
+    public_message = ("The server has no free port for another desktop. Please tell your IT "
+                      "admin (HOST_PORT_RANGE is full).")
+
+
+def desktop_name(username, slug):
+    return "%s-%s" % (username, slug)
+
+
+def answers(port, timeout=2.0):
+    """True when https://127.0.0.1:<port>/ answers with an HTTP status (any, 401 included)."""
+    context = ssl.create_default_context()
+    # Kasm images make a new self-signed certificate at every start; loopback only.
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+            with context.wrap_socket(raw) as tls:
+                tls.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                return tls.recv(16).startswith(b"HTTP/1.")
+    except (OSError, ssl.SSLError):
+        return False
+
+
+class Desktops:
+    """The desktop lifecycle. Methods called from requests take the current user's row;
+    they return Desktop rows and raise IServDeskError subclasses with HTTP statuses."""
+
+    def __init__(self, config, catalog, spawner, database, bus, clock=db.utcnow):
+        self.config = config
+        self.catalog = catalog
+        self.spawner = spawner
+        self.database = database
+        self.bus = bus
+        self.clock = clock
+        self.installation = db.installation_id(database)
+        self.labels = {LABEL + "installation": self.installation}
+        self.locks = collections.defaultdict(gevent.lock.RLock)
+        self.port_lock = gevent.lock.RLock()
+        self.reserved_ports = set()
+        self.jobs = {}  # desktop name -> greenlet starting it
+        self.progress = {}  # desktop name -> percent while pulling
+        self.watcher = None
+
+    # -- naming --
+
+    def container_name(self, name):
+        return "%s-%s" % (self.config.container_prefix, name)
+
+    def volume_name(self, name):
+        return "%s-home-%s" % (self.config.container_prefix, name)
+
+    def url(self, row):
+        return "%s/desktop/%s/" % (self.config.public_url, row.name)
+
+    # -- views --
+
+    def to_json(self, row, admin=False):
+        data = {
+            "id": row.id,
+            "name": row.name,
+            "desktop_type": row.desktop_type,
+            "status": row.status,
+            "progress": self.progress.get(row.name),
+            "message": row.message,
+            "url": self.url(row),
+            "created_at": row.created_at.isoformat(),
+            "started_at": row.started_at.isoformat() if row.started_at else None,
+            "last_access_at": row.last_access_at.isoformat() if row.last_access_at else None,
+        }
+        if admin:
+            data.update(owner=row.user.username, owner_name=row.user.display_name,
+                        container_id=(row.container_id or "")[:12] or None, host_port=row.host_port)
+        return data
+
+    def publish(self, row):
+        self.bus.publish({"owner": row.user_id, "desktop": self.to_json(row),
+                          "admin": self.to_json(row, admin=True)})
+
+    def rows_of(self, user):
+        return {row.desktop_type: row for row in db.Desktop.select().where(db.Desktop.user == user)}
+
+    def find(self, user, slug):
+        row = db.Desktop.get_or_none((db.Desktop.user == user) & (db.Desktop.desktop_type == slug))
+        if row is None:
+            raise DesktopNotFound("You have no %s desktop." % slug)
+        return row
+
+    def statistics(self):
+        rows = list(db.Desktop.select().where(db.Desktop.status != "removed"))
+        running = [row for row in rows if row.status == "running"]
+        return {"total": len(rows), "running": len(running),
+                "active_users": len({row.user_id for row in running})}
+
+    # -- lifecycle --
+
+    def _set(self, row, **fields):
+        """Update a row's fields in one short write and tell subscribers."""
+        for name, value in fields.items():
+            setattr(row, name, value)
+        with db.write(self.database):
+            row.save(only=[getattr(db.Desktop, name) for name in fields])
+        self.publish(row)
+
+    def start(self, user, desktop_type):
+        """Make sure the user's desktop of this type runs; returns its row at once.
+
+        Idempotent: a running desktop is returned untouched, a starting one keeps its
+        job, a stopped one is resumed with its files, a missing one is created.
+        """
+        name = desktop_name(user.username, desktop_type.slug)
+        with self.locks[name]:
+            now = self.clock()
+            with db.write(self.database):
+                row = db.Desktop.get_or_none((db.Desktop.user == user)
+                                             & (db.Desktop.desktop_type == desktop_type.slug))
+                if row is None:
+                    if db.Desktop.get_or_none(db.Desktop.name == name) is not None:
+                        raise IServDeskError("The desktop name %s is taken by another account. Please "
+                                             "tell your IT admin." % name, status=409, code="name_taken")
+                    row = db.Desktop.create(user=user, desktop_type=desktop_type.slug, name=name,
+                                            status="new", created_at=now)
+            job = self.jobs.get(name)
+            if job is not None and not job.dead:
+                return row
+            info = self.spawner.poll(row.container_id) if row.container_id else None
+            if info is not None and info.state == "running" and row.status == "running":
+                self.record_access(row, now)
+                return row
+            if row.status not in ACTIVE:
+                active = db.Desktop.select().where(db.Desktop.status.in_(ACTIVE)).count()
+                if active >= self.config.max_desktops:
+                    log.warning("start of %s refused: MAX_DESKTOPS (%d) reached", name,
+                                self.config.max_desktops)
+                    raise TooManyDesktops()
+            # A new container needs a port: reserve it now, so a full range is a 503 at once.
+            port = self._reserve_port() if info is None else None
+            self._set(row, status="starting", message="")
+            self.jobs[name] = gevent.spawn(self._run_start, row.id, desktop_type, info, port)
+            return row
+
+    def _run_start(self, row_id, desktop_type, info, port):
+        """The start job: pull, create or start, wait for readiness. Errors end in status error."""
+        with self.database.connection_context():
+            row = db.Desktop.get_by_id(row_id)
+            try:
+                if info is not None and info.state != "running":
+                    self.spawner.start(info.id)
+                elif info is None:
+                    self._create(row, desktop_type, port)
+                self._wait_ready(row)
+                now = self.clock()
+                self._set(row, status="running", message="", started_at=now, last_access_at=now)
+                log.info("desktop %s is running on 127.0.0.1:%s", row.name, row.host_port)
+            except IServDeskError as error:
+                log.warning("desktop %s failed to start: %s", row.name, error)
+                self.progress.pop(row.name, None)
+                self._set(row, status="error", message=error.public_message)
+            except gevent.GreenletExit:
+                raise
+            except Exception:
+                log.exception("desktop %s failed to start", row.name)
+                self._set(row, status="error", message="Starting the desktop failed unexpectedly.")
+            finally:
+                self.jobs.pop(row.name, None)
+                self._release_port(port)
+
+    def _create(self, row, desktop_type, port):
+        """Pull if needed, then create and start the container on `port` (reserved)."""
+        image = desktop_type.image
+        if not self.spawner.has_image(image):
+            self._set(row, status="pulling", message="")
+            log.info("pulling %s for %s", image, row.name)
+            last = [0.0]
+
+            def progress(percent):
+                # At most five events a second, only when the number grows.
+                if percent > self.progress.get(row.name, 0) and time.monotonic() - last[0] > 0.2:
+                    last[0] = time.monotonic()
+                    self.progress[row.name] = percent
+                    self.publish(row)
+            self.progress[row.name] = 0
+            self.spawner.pull(image, progress)
+            self.progress.pop(row.name, None)
+            self._set(row, status="starting")
+        secret = self.config.vnc_password or secrets.token_urlsafe(24)
+        labels = {**self.labels, LABEL + "owner": row.user.uuid, LABEL + "user": row.user.username,
+                  LABEL + "type": desktop_type.slug, LABEL + "desktop": row.name}
+        volume = self.volume_name(row.name)
+        self.spawner.ensure_volume(volume, labels)
+        try:
+            for attempt in range(PORT_ATTEMPTS):
+                if attempt:
+                    self._release_port(port)
+                    port = self._reserve_port()
+                spec = ContainerSpec(
+                    name=self.container_name(row.name), image=image, host_port=port,
+                    container_port=self.config.kasm_container_port,
+                    environment={**desktop_type.environment, "VNC_PW": secret,
+                                 "VNC_VIEW_ONLY_PW": secrets.token_urlsafe(24)},
+                    labels=labels, volume=volume, shm_size=desktop_type.shm_size,
+                    memory=desktop_type.memory, cpus=desktop_type.cpus, pids=desktop_type.pids)
+                try:
+                    container_id = self.spawner.create(spec)
+                except PortTaken:
+                    log.warning("port %d was taken after all; trying another for %s", port, row.name)
+                    continue
+                except NameTaken:
+                    # Created outside this job (another process, or by hand): adopt it.
+                    existing = [info for info in self.spawner.list(self.labels) if info.name == spec.name]
+                    if not existing:
+                        log.error("container name %s is taken by a container that is not ours", spec.name)
+                        raise DesktopError("A container named %s exists but does not belong to "
+                                           "iservdesk. Please tell your IT admin." % spec.name,
+                                           code="name_taken") from None
+                    self._adopt_into(row, existing[0])
+                    if existing[0].state != "running":
+                        self.spawner.start(existing[0].id)
+                    return
+                self._set(row, container_id=container_id, host_port=port, secret=secret)
+                log.info("created container %s for %s", spec.name, row.user.username)
+                return
+            raise NoFreePort("Could not find a free port after %d attempts." % PORT_ATTEMPTS)
+        finally:
+            self._release_port(port)
+
+    def _reserve_port(self):
+        with self.port_lock:
+            held = self.spawner.held_ports() | self.reserved_ports
+            held |= {port for (port,) in db.Desktop.select(db.Desktop.host_port).where(
+                db.Desktop.host_port.is_null(False)).tuples()}
+            for port in self.config.host_port_range:
+                if port not in held and _bindable(port):
+                    self.reserved_ports.add(port)
+                    return port
+        log.error("no free host port in HOST_PORT_RANGE for a new desktop")
+        raise NoFreePort()
+
+    def _release_port(self, port):
+        with self.port_lock:
+            self.reserved_ports.discard(port)
+
+    def _wait_ready(self, row):
+        deadline = time.monotonic() + self.config.desktop_ready_timeout
+        while time.monotonic() < deadline:
+            if answers(row.host_port):
+                return
+            info = self.spawner.poll(row.container_id)
+            if info is None or info.state not in ("running", "created", "restarting"):
+                raise DesktopError("The desktop stopped while starting (container %s)."
+                                   % (info.state if info else "removed"), code="start_failed")
+            gevent.sleep(READY_POLL)
+        raise DesktopError("The desktop did not answer within %d seconds."
+                           % self.config.desktop_ready_timeout, code="start_timeout")
+
+    def _cancel_job(self, name):
+        job = self.jobs.pop(name, None)
+        if job is not None and not job.dead:
+            job.kill()
+        self.progress.pop(name, None)
+
+    def stop(self, row, actor):
+        """Stop the desktop's container (kept, with its files); idempotent."""
+        with self.locks[row.name]:
+            self._cancel_job(row.name)
+            if row.container_id:
+                self.spawner.stop(row.container_id)
+            status = "stopped" if row.container_id else "removed"
+            self._set(row, status=status, message="")
+            with db.write(self.database):
+                db.record("desktop.stop", actor=actor, target=row.name)
+            log.info("%s stopped desktop %s", actor, row.name)
+        return row
+
+    def remove(self, row, actor):
+        """Remove the container; the home volume stays. Idempotent."""
+        with self.locks[row.name]:
+            self._cancel_job(row.name)
+            if row.container_id:
+                self.spawner.remove(row.container_id)
+            self._set(row, status="removed", message="", container_id=None, host_port=None, secret=None)
+            with db.write(self.database):
+                db.record("desktop.remove", actor=actor, target=row.name)
+            log.info("%s removed desktop %s (home volume kept)", actor, row.name)
+        return row
+
+    def stop_all(self, actor):
+        rows = list(db.Desktop.select().where(db.Desktop.status.in_(ACTIVE)))
+        for row in rows:
+            self.stop(row, actor)
+        return len(rows)
+
+    def record_access(self, row, now):
+        """Remember the desktop was used; writes at most once a minute per desktop."""
+        if row.last_access_at is None or now - row.last_access_at >= ACCESS_WRITE_INTERVAL:
+            self._set(row, last_access_at=now)
+
+    # -- Docker is the truth --
+
+    def _adopt_into(self, row, info):
+        fields = {"container_id": info.id, "host_port": info.host_port,
+                  "secret": info.environment.get("VNC_PW") or row.secret,
+                  "status": "running" if info.state == "running" else "stopped"}
+        self._set(row, **fields)
+
+    def reconcile(self):
+        """Repair rows from the engine's labelled containers; returns the repairs made."""
+        containers = {info.id: info for info in self.spawner.list(self.labels)}
+        repairs = []
+        known = set()
+        for row in db.Desktop.select().join(db.User).switch(db.Desktop):
+            if row.container_id is None:
+                continue
+            known.add(row.container_id)
+            if row.name in self.jobs:
+                continue  # a start job owns this row right now
+            info = containers.get(row.container_id)
+            if info is None:
+                self._set(row, status="removed", container_id=None, host_port=None, secret=None,
+                          message="The desktop was removed outside iservdesk.")
+                repairs.append("%s: container gone" % row.name)
+            elif info.state == "running" and row.status != "running":
+                self._set(row, status="running", host_port=info.host_port, message="")
+                repairs.append("%s: running again" % row.name)
+            elif info.state != "running" and row.status in ACTIVE:
+                self._set(row, status="stopped", message="The desktop was stopped outside iservdesk.")
+                repairs.append("%s: stopped" % row.name)
+        for info in containers.values():
+            if info.id in known or info.labels.get(LABEL + "desktop") in self.jobs:
+                continue  # known, or being created by a start job right now
+            row = self._adoptable_row(info)
+            if row is not None:
+                self._adopt_into(row, info)
+                repairs.append("%s: adopted container %s" % (row.name, info.name))
+        for repair in repairs:
+            log.warning("reconciled %s", repair)
+        return repairs
+
+    def _adoptable_row(self, info):
+        owner = db.User.get_or_none(db.User.uuid == info.labels.get(LABEL + "owner", ""))
+        slug = info.labels.get(LABEL + "type", "")
+        if owner is None or slug not in self.catalog:
+            log.warning("container %s is labelled ours but its owner or type is unknown; left alone",
+                        info.name)
+            return None
+        name = desktop_name(owner.username, slug)
+        with db.write(self.database):
+            row = db.Desktop.get_or_none((db.Desktop.user == owner) & (db.Desktop.desktop_type == slug))
+            if row is None:
+                row = db.Desktop.create(user=owner, desktop_type=slug, name=name, status="new",
+                                        created_at=self.clock())
+        return row
+
+    def watch(self):
+        """Run forever: reconcile, then follow the engine's events, reconnecting with backoff."""
+        backoff = 1
+        while True:
+            try:
+                with self.database.connection_context():
+                    self.reconcile()
+                backoff = 1
+                pending = None
+                for action, container_id in self.spawner.events(self.labels):
+                    log.debug("engine event %s %s", action, container_id[:12])
+                    # Docker sends "die" before the container's state says so: reconcile a
+                    # moment later, once for a burst of events.
+                    if pending is None or pending.dead:
+                        pending = gevent.spawn_later(EVENT_SETTLE, self.reconcile_now)
+                log.warning("the Docker event stream ended; reconnecting")
+            except DesktopError as error:
+                log.warning("watching Docker: %s; retrying in %ds", error, backoff)
+            except Exception:
+                log.exception("watching Docker failed; retrying in %ds", backoff)
+            gevent.sleep(backoff)
+            backoff = min(backoff * 2, 30)
+
+    def reconcile_now(self):
+        """reconcile() with its own database connection, logging instead of raising."""
+        try:
+            with self.database.connection_context():
+                self.reconcile()
+        except DesktopError as error:
+            log.warning("reconcile: %s", error)
+        except Exception:
+            log.exception("reconcile failed")
+
+    def periodic(self):
+        """Reconcile once a minute even when the event stream is quiet."""
+        while True:
+            gevent.sleep(RECONCILE_EVERY)
+            self.reconcile_now()
+
+    def run_background(self):
+        self.watcher = [gevent.spawn(self.watch), gevent.spawn(self.periodic)]
+
+    def shutdown(self):
+        for greenlet in (self.watcher or []) + list(self.jobs.values()):
+            greenlet.kill(block=False)
+
+
+def _bindable(port):
+    """False when something outside Docker listens on 127.0.0.1:port."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False

@@ -1,0 +1,175 @@
+"""The desktop API (seed paths): the user's own containers, the admin's view of all of
+them, and /api/events, a Server-Sent Events stream of status changes.
+
+Answers are JSON; errors are {"error": code, "message": text} (web/errors.py). Every
+route needs a session; state changes made with the cookie need the CSRF token.
+"""
+
+import json
+import logging
+
+import bottle
+
+from .. import db
+from ..desktops.manager import DesktopNotFound
+from ..errors import BadRequest
+from .auth import Forbidden
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_SECONDS = 15
+
+
+def add_routes(app):
+    desktops = app.config["iservdesk.desktops"]
+    catalog = desktops.catalog
+    require_user = app.config["iservdesk.require_user"]
+    database = app.config["iservdesk.db"]
+
+    def param(name):
+        """A parameter from the query, a form or a JSON body."""
+        value = bottle.request.query.get(name) or bottle.request.forms.get(name)
+        if not value and bottle.request.json:
+            value = bottle.request.json.get(name)
+        return value
+
+    def memberships(identity):
+        return set(identity.user.groups) | set(identity.user.roles)
+
+    def desktop_type_for(identity):
+        slug = param("desktop_type")
+        if not slug:
+            raise BadRequest("Say which desktop: desktop_type=<type>.", code="desktop_type_missing")
+        if slug not in catalog:
+            raise BadRequest("There is no desktop type %r." % slug[:40], code="unknown_desktop_type")
+        desktop_type = catalog[slug]
+        if not desktop_type.may_use(memberships(identity), identity.is_admin):
+            raise Forbidden("Your account may not use the desktop %s." % desktop_type.name["en"],
+                            code="desktop_type_not_allowed")
+        return desktop_type
+
+    def entry(identity, desktop_type, row):
+        """What the user sees of one desktop type: the catalog entry plus its state."""
+        data = desktop_type.to_json()
+        if row is None:
+            data.update(status="absent", progress=None, message="", url=None, created_at=None,
+                        started_at=None, last_access_at=None)
+        else:
+            data.update(desktops.to_json(row))
+        return data
+
+    @app.post("/api/container/start")
+    def start():
+        identity = require_user()
+        desktop_type = desktop_type_for(identity)
+        row = desktops.start(identity.user, desktop_type)
+        bottle.response.status = 200 if row.status == "running" else 202
+        return entry(identity, desktop_type, row)
+
+    @app.get("/api/container/status")
+    def status():
+        identity = require_user()
+        if param("desktop_type"):
+            desktop_type = desktop_type_for(identity)
+            row = desktops.rows_of(identity.user).get(desktop_type.slug)
+            return entry(identity, desktop_type, row)
+        return listing()
+
+    @app.get("/api/container/list")
+    def listing():
+        identity = require_user()
+        rows = desktops.rows_of(identity.user)
+        usable = catalog.usable_by(memberships(identity), identity.is_admin)
+        return {"desktops": [entry(identity, t, rows.get(t.slug)) for t in usable]}
+
+    def own_row(identity):
+        desktop_type = desktop_type_for(identity)
+        row = desktops.find(identity.user, desktop_type.slug)
+        return desktop_type, row
+
+    @app.post("/api/container/stop")
+    def stop():
+        identity = require_user()
+        desktop_type, row = own_row(identity)
+        return entry(identity, desktop_type, desktops.stop(row, identity.user.username))
+
+    @app.post("/api/container/remove")
+    def remove():
+        identity = require_user()
+        desktop_type, row = own_row(identity)
+        return entry(identity, desktop_type, desktops.remove(row, identity.user.username))
+
+    # -- admin --
+
+    def require_admin():
+        identity = require_user()
+        if not identity.is_admin:
+            raise Forbidden("Only admins may do this.", code="admin_only")
+        return identity
+
+    def admin_row(container):
+        """A desktop of ours by container id (12+ characters of it) or desktop name."""
+        query = db.Desktop.select().join(db.User).switch(db.Desktop)
+        row = None
+        if len(container) >= 12 and all(c in "0123456789abcdef" for c in container):
+            row = query.where(db.Desktop.container_id.startswith(container)).first()
+        if row is None:
+            row = query.where(db.Desktop.name == container).first()
+        if row is None:
+            raise DesktopNotFound("No desktop of iservdesk has the id %s." % container[:64])
+        return row
+
+    @app.get("/api/admin/containers")
+    def admin_containers():
+        require_admin()
+        rows = (db.Desktop.select(db.Desktop, db.User).join(db.User)
+                .where(db.Desktop.status != "removed").order_by(db.Desktop.name))
+        return {"containers": [desktops.to_json(row, admin=True) for row in rows],
+                "statistics": desktops.statistics()}
+
+    @app.post("/api/admin/container/<container>/stop")
+    def admin_stop(container):
+        identity = require_admin()
+        row = desktops.stop(admin_row(container), identity.user.username)
+        return desktops.to_json(row, admin=True)
+
+    @app.delete("/api/admin/container/<container>/remove")
+    def admin_remove(container):
+        identity = require_admin()
+        row = desktops.remove(admin_row(container), identity.user.username)
+        return desktops.to_json(row, admin=True)
+
+    @app.post("/api/admin/containers/stop-all")
+    def admin_stop_all():
+        identity = require_admin()
+        count = desktops.stop_all(identity.user.username)
+        with db.write(database):
+            db.record("desktop.stop-all", actor=identity.user.username, count=count)
+        log.info("admin %s stopped all desktops (%d)", identity.user.username, count)
+        return {"stopped": count}
+
+    # -- live events --
+
+    @app.get("/api/events")
+    def events():
+        identity = require_user()
+        user_id, is_admin = identity.user.id, identity.is_admin
+        key = "admin" if is_admin else "desktop"
+        subscription = desktops.bus.subscribe(lambda event: is_admin or event["owner"] == user_id)
+        bottle.response.content_type = "text/event-stream"
+        bottle.response.set_header("Cache-Control", "no-store")
+        bottle.response.set_header("X-Accel-Buffering", "no")  # nginx: pass each event at once
+
+        def stream():
+            try:
+                yield "retry: 3000\n\n"
+                while True:
+                    event = subscription.get(KEEPALIVE_SECONDS)
+                    if event is None:
+                        yield ": keepalive\n\n"
+                    else:
+                        yield "event: desktop\ndata: %s\n\n" % json.dumps(event[key])
+            finally:
+                subscription.close()
+        return stream()
+
