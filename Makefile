@@ -12,13 +12,14 @@ TEST_DEBS := python3-pytest python3-websocket python3-cryptography pyflakes3 doc
 	docker.io mmdebstrap curl ca-certificates openssl
 DEBS := $(RUNTIME_DEBS) $(TEST_DEBS)
 
-.PHONY: deps dockerd demo-image test run lint docs help
+.PHONY: deps dockerd demo-image test run bench lint docs help
 
 help:
 	@echo "make run         portal + development identity provider + demo desktop, all local"
 	@echo "make test        install what is missing, start dockerd, run every test"
 	@echo "make deps        apt-get install the Debian packages for running and testing"
 	@echo "make demo-image  build $(DEMO_IMAGE) from Debian packages"
+	@echo "make bench       benchmarks against a baseline measured in the same run"
 	@echo "make lint        pyflakes over the code"
 	@echo "make docs        regenerate .env.example and README's settings table"
 
@@ -42,6 +43,9 @@ test: demo-image
 
 run: demo-image
 	scripts/run-dev
+
+bench: demo-image
+	$(PYTHON) scripts/bench.py
 
 lint:
 	$(PYTHON) -m pyflakes iservdesk tests scripts/*.py

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 LABEL = "de.iservdesk."
 ACTIVE = ("pulling", "starting", "running")
-READY_POLL = 0.25  # seconds between readiness probes
+READY_POLL = 0.05  # seconds between readiness probes (a refused loopback connect is cheap)
 RECONCILE_EVERY = 60  # seconds
 EVENT_SETTLE = 0.3  # seconds between an engine event and the reconcile it causes
 ACCESS_WRITE_INTERVAL = datetime.timedelta(minutes=1)

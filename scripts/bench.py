@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+"""make bench: cold start of a desktop through the portal against a bare `docker run`.
+
+Both are measured in the same run, interleaved, on the same image, to "ready" (port 6901
+answers over TLS): through the portal that is POST /api/container/start until the status
+says running; bare is `docker run -d` until the port answers. Prints medians, the ratio
+and the difference, and writes them to bench-results/cold-start.txt. Needs the Docker
+engine and the demo image (make demo-image); starts its own identity provider and portal.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, ROOT)
+
+from conftest import DEMO_IMAGE, free_port, wait_for, write_config  # noqa: E402
+from flows import Client  # noqa: E402
+from iservdesk.desktops.manager import answers  # noqa: E402
+
+
+def start_processes(folder):
+    portal_port, idp_port = free_port(), free_port()
+    idp = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "scripts", "dev-idp.py"), "--port", str(idp_port),
+         "--users", os.path.join(ROOT, "tests", "data", "users.json"), "--issuer-path", "/iserv",
+         "--client", "bench:bench-secret:client_secret_basic:http://127.0.0.1:%d/authorize" % portal_port],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    config = write_config(os.path.join(folder, "bench.env"), LISTEN="127.0.0.1:%d" % portal_port,
+                          PUBLIC_URL="http://127.0.0.1:%d" % portal_port, OAUTH_CLIENT_ID="bench",
+                          OAUTH_CLIENT_SECRET="bench-secret", CONTAINER_PREFIX="iservdesk-bench",
+                          OAUTH_ISSUER="http://127.0.0.1:%d/iserv" % idp_port, LOG_LEVEL="WARNING")
+    portal = subprocess.Popen([sys.executable, "-m", "iservdesk", "--config", config, "serve"], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = "http://127.0.0.1:%d" % portal_port
+    wait_for(lambda: requests.get(url + "/healthz", timeout=2).status_code == 200, 30, "the portal")
+    wait_for(lambda: requests.get("http://127.0.0.1:%d/iserv/.well-known/openid-configuration" % idp_port,
+                                  timeout=2).status_code == 200, 30, "the identity provider")
+    return url, [idp, portal]
+
+
+def portal_cold_start(client, slug):
+    started = time.monotonic()
+    client.post("/api/container/start", params={"desktop_type": slug})
+    wait_for(lambda: client.get("/api/container/status", params={"desktop_type": slug}).json()["status"]
+             == "running", 120, "the desktop", interval=0.01)
+    elapsed = time.monotonic() - started
+    client.post("/api/container/remove", params={"desktop_type": slug})
+    return elapsed
+
+
+def bare_cold_start(mode):
+    port = free_port()
+    name = "iservdesk-bench-bare-%d" % port
+    started = time.monotonic()
+    subprocess.run(["docker", "run", "-d", "--name", name, "-e", "VNC_PW=bench-password", "-e", "DEMO_MODE=" + mode,
+                    "--shm-size=512m", "-p", "127.0.0.1:%d:6901" % port, DEMO_IMAGE],
+                   check=True, stdout=subprocess.DEVNULL)
+    wait_for(lambda: answers(port, timeout=1), 120, "the bare container", interval=0.01)
+    elapsed = time.monotonic() - started
+    subprocess.run(["docker", "rm", "-f", name], check=True, stdout=subprocess.DEVNULL)
+    return elapsed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    os.makedirs(os.path.join(ROOT, "bench-results"), exist_ok=True)
+    with tempfile.TemporaryDirectory() as folder:
+        url, processes = start_processes(folder)
+        try:
+            client = Client(url, "anna.schmidt")
+            lines = ["cold start, API call to ready vs docker run to ready (%s, %d rounds, medians)"
+                     % (DEMO_IMAGE, args.rounds),
+                     "%-8s %10s %10s %8s %10s" % ("mode", "portal s", "bare s", "ratio", "diff ms")]
+            for slug, mode in (("tiny", "tiny"), ("demo", "desktop")):
+                portal_times, bare_times = [], []
+                for _ in range(args.rounds):  # interleaved, so drift hits both alike
+                    portal_times.append(portal_cold_start(client, slug))
+                    bare_times.append(bare_cold_start(mode))
+                portal, bare = statistics.median(portal_times), statistics.median(bare_times)
+                lines.append("%-8s %10.3f %10.3f %7.2fx %10.0f" % (slug, portal, bare, portal / bare,
+                                                                    (portal - bare) * 1000))
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(20)
+            subprocess.run("docker ps -aq --filter name=iservdesk-bench | xargs -r docker rm -f", shell=True,
+                           stdout=subprocess.DEVNULL)
+            subprocess.run("docker volume ls -q --filter name=iservdesk-bench | xargs -r docker volume rm",
+                           shell=True, stdout=subprocess.DEVNULL)
+    report = "\n".join(lines)
+    print(report)
+    with open(os.path.join(ROOT, "bench-results", "cold-start.txt"), "w") as stream:
+        stream.write(report + "\n")
+
+
+if __name__ == "__main__":
+    main()
