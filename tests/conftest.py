@@ -226,6 +226,15 @@ class Portal:
         with open(self.log_path, errors="replace") as stream:
             return stream.read()
 
+    def restart(self):
+        """Start the same portal again (after stop()), appending to its log; waits for it."""
+        import requests
+        with open(self.log_path, "ab") as log_stream:
+            self.process = subprocess.Popen(self.process.args, cwd=ROOT, stdout=log_stream,
+                                            stderr=subprocess.STDOUT)
+        wait_for(lambda: requests.get(self.url + "/healthz", timeout=5).status_code == 200, 30,
+                 "the restarted portal")
+
     def stop(self, timeout=20):
         if self.process.poll() is None:
             self.process.terminate()
@@ -348,6 +357,24 @@ def idp(tmp_path, request):
         instance.stop()
         if failed(request):
             print("\n----- dev-idp log %s -----\n%s" % (instance.base, instance.log()))
+
+
+@pytest.fixture
+def registry(docker_client, demo_image, request):
+    """A fresh local registry (Debian's docker-registry) for one test; afterwards its
+    pulled tags are removed and it is stopped."""
+    from registry import LocalRegistry, RegistryError
+    try:
+        instance = LocalRegistry()
+    except RegistryError as error:
+        pytest.fail(str(error), pytrace=False)
+    yield instance
+    try:
+        instance.remove_local_tags(docker_client)
+    finally:
+        if failed(request):
+            print("\n----- registry log %s -----\n%s" % (instance.url, instance.log_tail(100)))
+        instance.stop()
 
 
 CLIENT_ID, CLIENT_SECRET = "iservdesk-test", "test-client-secret"

@@ -4,7 +4,6 @@ import concurrent.futures
 import json
 import os
 import sqlite3
-import subprocess
 import threading
 
 import pytest
@@ -285,16 +284,11 @@ def test_labelled_container_without_row_is_adopted_at_start_up(signed_in_portal,
     con.execute("UPDATE desktops SET container_id = NULL, host_port = NULL, status = 'removed'")
     con.commit()
     con.close()
-    restarted = subprocess.Popen(portal.process.args, cwd=os.path.dirname(os.path.dirname(__file__)),
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_status(anna, "tiny", "running", timeout=30)
-        con = sqlite3.connect(str(tmp_path / "iservdesk.db"))
-        assert con.execute("SELECT container_id FROM desktops").fetchone()[0] == container_id
-        con.close()
-    finally:
-        restarted.terminate()
-        restarted.wait(20)
+    portal.restart()
+    wait_status(anna, "tiny", "running", timeout=30)
+    con = sqlite3.connect(str(tmp_path / "iservdesk.db"))
+    assert con.execute("SELECT container_id FROM desktops").fetchone()[0] == container_id
+    con.close()
 
 
 def test_admin_api_is_for_admins_only(site):
@@ -382,3 +376,22 @@ def test_events_stream_own_changes_to_users_and_all_to_admins(site):
     assert [e["status"] for e in anna_events][-1] == "running"
     assert "starting" in [e["status"] for e in anna_events]
 
+
+
+def test_start_interrupted_by_a_restart_ends_in_error_and_can_be_retried(signed_in_portal, docker_client,
+                                                                         demo_image, tmp_path):
+    portal, _ = signed_in_portal()
+    ben = Client(portal.url, "ben")
+    ben.post("/api/container/start", params={"desktop_type": "tiny"})
+    wait_status(ben, "tiny", "running")
+    ben.post("/api/container/remove", params={"desktop_type": "tiny"})
+    portal.stop()
+    # As if the portal died while pulling: a row that says pulling, and no container.
+    con = sqlite3.connect(str(tmp_path / "iservdesk.db"))
+    con.execute("UPDATE desktops SET status = 'pulling'")
+    con.commit()
+    con.close()
+    portal.restart()
+    assert "interrupted" in wait_status(ben, "tiny", "error", timeout=30)["message"]
+    assert ben.post("/api/container/start", params={"desktop_type": "tiny"}).status_code == 202
+    wait_status(ben, "tiny", "running")

@@ -5,10 +5,7 @@ docker-registry on 127.0.0.1), real engine."""
 import json
 import threading
 
-import pytest
-
 from flows import Client
-from registry import LocalRegistry, RegistryError
 from test_desktops import wait_status
 
 CATALOG = """
@@ -26,19 +23,6 @@ image = "{later}"
 [desktop.later.environment]
 DEMO_MODE = "tiny"
 """
-
-
-@pytest.fixture
-def registry(docker_client, demo_image):
-    try:
-        instance = LocalRegistry()
-    except RegistryError as error:
-        pytest.fail(str(error), pytrace=False)
-    yield instance
-    try:
-        instance.remove_local_tags(docker_client)
-    finally:
-        instance.stop()
 
 
 def test_missing_image_is_pulled_with_progress_events(signed_in_portal, docker_client, demo_image,

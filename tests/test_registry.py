@@ -6,23 +6,6 @@ import pytest
 from registry import LocalRegistry, RegistryError
 
 
-@pytest.fixture
-def registry(docker_client, request):
-    """A fresh registry for one test; afterwards its pulled tags are removed and it is stopped."""
-    try:
-        instance = LocalRegistry()
-    except RegistryError as error:
-        pytest.fail(str(error), pytrace=False)
-    yield instance
-    try:
-        instance.remove_local_tags(docker_client)
-    finally:
-        report = getattr(request.node, "report_call", None)
-        if report is None or report.failed:
-            print("\n----- registry log %s -----\n%s" % (instance.url, instance.log_tail(100)))
-        instance.stop()
-
-
 def test_pushed_image_is_absent_locally_until_pulled_back_with_the_same_id(docker_client, demo_image,
                                                                            registry):
     original = docker_client.images.get(demo_image)

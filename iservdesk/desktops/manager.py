@@ -362,11 +362,16 @@ class Desktops:
         repairs = []
         known = set()
         for row in db.Desktop.select().join(db.User).switch(db.Desktop):
+            if row.name in self.jobs:
+                known.add(row.container_id)
+                continue  # a start job owns this row right now
             if row.container_id is None:
+                if row.status in ACTIVE:  # its start job died with an earlier portal process
+                    self._set(row, status="error", message="Starting was interrupted. Please start "
+                              "the desktop again.")
+                    repairs.append("%s: interrupted start" % row.name)
                 continue
             known.add(row.container_id)
-            if row.name in self.jobs:
-                continue  # a start job owns this row right now
             info = containers.get(row.container_id)
             if info is None:
                 self._set(row, status="removed", container_id=None, host_port=None, secret=None,
