@@ -172,6 +172,15 @@ def parse_positive_int(value):
     return number
 
 
+def parse_bool(value):
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
 def parse_seconds(value):
     seconds = parse_int(value)
     if seconds <= 0:
@@ -253,6 +262,9 @@ SCHEMA = (
     Setting("CONTAINER_PREFIX", "iservdesk", parse_prefix,
             "Start of container and home-volume names (<prefix>-<user>-<type>); change it only "
             "to run a second installation on the same Docker engine."),
+    Setting("ADMIN_DESKTOP_ACCESS", "false", parse_bool,
+            "Let admins open other people's desktops (each entry is written to the audit log). "
+            "Off: only the owner gets in."),
     Setting("DESKTOP_READY_TIMEOUT", "180", parse_seconds,
             "Seconds a new desktop may take until its port 6901 answers before it counts as failed."),
     Setting("LOG_LEVEL", "INFO", parse_log_level,

@@ -22,11 +22,42 @@ access_log = logging.getLogger("iservdesk.access")
 STOP_TIMEOUT = 10
 
 
+class RawSocket:
+    """The client connection of a WebSocket upgrade under /desktop/, for the proxy to take
+    over: it forwards the browser's handshake itself and relays bytes, instead of letting
+    gevent-websocket answer the handshake and decode frames."""
+
+    def __init__(self, handler):
+        self.handler = handler
+        self.taken = False
+
+    def take(self):
+        """(socket, buffered reader) of the client; after this, the server writes nothing."""
+        self.taken = True
+        return self.handler.socket, self.handler.rfile
+
+
 class Handler(WebSocketHandler):
     def log_request(self):
         # gevent-websocket logs full URLs (OIDC code and state included); with_access_log
         # writes a scrubbed line instead.
         pass
+
+    def run_application(self):
+        environ = self.environ
+        if (environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+                and environ.get("PATH_INFO", "").startswith("/desktop")):
+            raw = environ["iservdesk.websocket"] = RawSocket(self)
+            self.close_connection = True
+            self.result = self.application(environ, self.start_response)
+            if raw.taken:
+                if hasattr(self.result, "close"):
+                    self.result.close()
+                self.result = None
+                return
+            self.process_result()  # a refusal (401, 403, 409, 502) as a normal response
+            return
+        super().run_application()
 
 
 def sd_notify(state):

@@ -94,6 +94,7 @@ class Desktops:
         self.jobs = {}  # desktop name -> greenlet starting it
         self.progress = {}  # desktop name -> percent while pulling
         self.watcher = None
+        self._soon = None
 
     # -- naming --
 
@@ -441,6 +442,12 @@ class Desktops:
             log.warning("reconcile: %s", error)
         except Exception:
             log.exception("reconcile failed")
+
+    def reconcile_soon(self):
+        """Reconcile in a moment (once for a burst of calls), e.g. after a desktop stopped
+        answering the proxy."""
+        if self._soon is None or self._soon.dead:
+            self._soon = gevent.spawn_later(EVENT_SETTLE, self.reconcile_now)
 
     def periodic(self):
         """Reconcile once a minute even when the event stream is quiet."""

@@ -9,14 +9,46 @@ are passed in, so tests run the real app against real parts with a clock they ch
 import bottle
 
 from .. import db as dbmodule, oidc
-from . import api, auth, errors, health, ui
+from . import api, auth, desktop, errors, health, ui
 from .plugins import DatabasePlugin
 
 
+# Portal pages and API answers: no framing, no opener relationship with pages from inside
+# desktops (which the proxy serves without COOP), so desktop content can neither read a
+# portal page nor script one it opened.
+PORTAL_HEADERS = (
+    ("X-Frame-Options", "DENY"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+)
+PORTAL_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+              "connect-src 'self'; frame-ancestors 'none'; form-action 'self' {idp}; base-uri 'none'")
+
+
+def with_portal_headers(app, config):
+    """WSGI middleware: security headers on every portal answer (pages, JSON, redirects and
+    errors alike); answers from inside desktops get theirs from web/desktop.py."""
+    headers = PORTAL_HEADERS + (("Content-Security-Policy", PORTAL_CSP.format(idp=config.oauth_issuer)),)
+    names = {name.lower() for name, _ in headers}
+
+    def wrapped(environ, start_response):
+        if environ.get("PATH_INFO", "").startswith("/desktop"):
+            return app(environ, start_response)
+
+        def start(status, response_headers, exc_info=None):
+            kept = [(name, value) for name, value in response_headers if name.lower() not in names]
+            return start_response(status, kept + list(headers), exc_info)
+        return app(environ, start)
+    wrapped.bottle = app
+    return wrapped
+
+
 def make_app(config, db, desktops, provider=None, clock=dbmodule.utcnow):
-    """Return the Bottle app. `db` is an open peewee database, `desktops` a
-    desktops.manager.Desktops, `provider` an oidc.Provider (default: from config), `clock`
-    returns aware datetimes."""
+    """Return the WSGI application: the Bottle app, wrapped in with_portal_headers.
+
+    `db` is an open peewee database, `desktops` a desktops.manager.Desktops, `provider` an
+    oidc.Provider (default: from config), `clock` returns aware datetimes."""
     app = bottle.Bottle(catchall=False)
     app.config["iservdesk.config"] = config
     app.config["iservdesk.db"] = db
@@ -29,5 +61,6 @@ def make_app(config, db, desktops, provider=None, clock=dbmodule.utcnow):
     health.add_routes(app)
     auth.add_routes(app)
     api.add_routes(app)
+    desktop.add_routes(app)
     ui.add_routes(app)
-    return app
+    return with_portal_headers(app, config)

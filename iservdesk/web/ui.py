@@ -4,6 +4,7 @@ The desktop selection page and the admin panel replace it (see the web-interface
 """
 
 import html
+import os
 
 import bottle
 
@@ -15,9 +16,16 @@ PAGE = """<!doctype html>
 <body><main><h1>iservdesk</h1>{body}</main></body></html>"""
 
 
+STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+
+
 def add_routes(app):
     config = app.config["iservdesk.config"]
     authenticate = app.config["iservdesk.authenticate"]
+
+    @app.get("/static/<filename:path>")
+    def static(filename):
+        return bottle.static_file(filename, root=STATIC)
 
     @app.get("/")
     def index():

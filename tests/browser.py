@@ -1,0 +1,334 @@
+"""Real-browser test helpers: headless Debian Chromium driven by Debian's chromedriver.
+
+    driver = start_browser(ignore_certificate_errors=True)
+    try:
+        driver.get(url)
+        wait_until(driver, "document.documentElement.classList.contains('noVNC_connected')",
+                   30, "noVNC to connect")
+        save_screenshot(driver, "connected")
+    finally:
+        driver.quit()  # also removes the browser's temporary profile
+
+Only Debian's packages are used (`apt-get install chromium chromium-driver
+python3-selenium`, which `make deps` does); nothing is downloaded at run time. Works with
+Debian bookworm's python3-selenium 4.8.3 and trixie's 4.24.4: only APIs present in both
+are used (Service(path), ChromeOptions, set_capability, execute_cdp_cmd).
+
+Chromium is started so that it makes no connection of its own to the outside (no sync,
+component updates, background networking, QUIC, default apps, first-run pages); the only
+traffic is what the test navigates to.
+"""
+
+import datetime
+import os
+import shutil
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+INSTALL_HINT = ("Install Debian's browser packages (as root): "
+                "`apt-get install chromium chromium-driver python3-selenium` "
+                "(`make deps` does this), and run the tests with /usr/bin/python3.")
+
+# Every browser gets these, plus --user-data-dir, --window-size and --lang.
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",                       # we run as root
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",    # no variations, no safe-browsing list updates
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-dev-shm-usage",            # /dev/shm in containers is small
+)
+PAGE_LOAD_TIMEOUT = 30  # seconds: driver.get() fails after this
+SCRIPT_TIMEOUT = 30     # seconds: execute_async_script() fails after this
+
+# One folder per test run: the timestamp is taken once, when pytest imports this module.
+_RUN_STAMP = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+class BrowserUnavailable(RuntimeError):
+    """Chromium, chromedriver or selenium is missing or does not start."""
+
+
+def _check_installed():
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("the Python module selenium (python3-selenium)")
+    if missing:
+        raise BrowserUnavailable("Cannot start a browser: missing %s. %s"
+                                 % (", ".join(missing), INSTALL_HINT))
+
+
+def start_browser(language="de", window=(1280, 800), ignore_certificate_errors=False,
+                  arguments=()):
+    """A new headless Chromium (selenium WebDriver) with an empty temporary profile.
+
+    `language` goes to --lang and to the intl.accept_languages pref (Accept-Language and
+    navigator.languages). `window` is the size of the page's viewport in CSS pixels
+    (window.innerWidth/innerHeight): headless=new keeps room for a browser UI it does not
+    draw (1280x800 gives a 1280x657 viewport), so the window is grown to make up for it.
+    With `ignore_certificate_errors` self-signed HTTPS and WSS are accepted (the
+    desktops' per-start certificates). `arguments` are more Chromium flags. The browser
+    console is recorded, so browser_log(driver) works. driver.quit() also removes the
+    temporary profile. Raises BrowserUnavailable with the install command when a piece
+    is missing or Chromium does not start.
+    """
+    _check_installed()
+    from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="iservdesk-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument("--user-data-dir=" + profile)
+    options.add_argument("--window-size=%d,%d" % tuple(window))
+    options.add_argument("--lang=" + language)
+    options.add_experimental_option("prefs", {"intl.accept_languages": language})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    if ignore_certificate_errors:
+        # The flag covers every request of the browser (WebSockets too); the capability
+        # tells chromedriver not to stop navigations at the interstitial.
+        options.add_argument("--ignore-certificate-errors")
+        options.set_capability("acceptInsecureCerts", True)
+    for flag in arguments:
+        options.add_argument(flag)
+
+    try:
+        driver = _chrome_class()(service=Service(CHROMEDRIVER), options=options)
+    except WebDriverException as error:
+        shutil.rmtree(profile, ignore_errors=True)
+        raise BrowserUnavailable("Chromium did not start through chromedriver: %s\n%s"
+                                 % (error.msg or error, INSTALL_HINT)) from error
+    except BaseException:
+        shutil.rmtree(profile, ignore_errors=True)
+        raise
+    driver.profile_dir = profile
+    try:
+        driver.set_page_load_timeout(PAGE_LOAD_TIMEOUT)
+        driver.set_script_timeout(SCRIPT_TIMEOUT)
+        driver.implicitly_wait(0)  # waits are explicit: wait_until()
+        driver.get("about:blank")
+        _fit_viewport(driver, *window)
+    except BaseException:
+        driver.quit()
+        raise
+    return driver
+
+
+def _fit_viewport(driver, width, height):
+    for _ in range(3):
+        inner_width, inner_height, outer_width, outer_height = driver.execute_script(
+            "return [innerWidth, innerHeight, outerWidth, outerHeight];")
+        if (inner_width, inner_height) == (width, height):
+            return
+        driver.set_window_size(width + outer_width - inner_width,
+                               height + outer_height - inner_height)
+    raise BrowserUnavailable("Chromium's viewport is %dx%d, not the %dx%d asked for"
+                             % (inner_width, inner_height, width, height))
+
+
+_CHROME_CLASS = None
+
+
+def _chrome_class():
+    """webdriver.Chrome whose quit() also removes the temporary profile."""
+    global _CHROME_CLASS
+    if _CHROME_CLASS is None:
+        from selenium import webdriver
+
+        class Chrome(webdriver.Chrome):
+            profile_dir = None
+
+            def quit(self):
+                try:
+                    super().quit()
+                finally:
+                    if self.profile_dir:
+                        shutil.rmtree(self.profile_dir, ignore_errors=True)
+                        self.profile_dir = None
+
+        _CHROME_CLASS = Chrome
+    return _CHROME_CLASS
+
+
+def screenshot_dir():
+    """This test run's screenshot folder (created): $ISERVDESK_SCREENSHOTS if set, else
+    test-screenshots/<YYYYmmdd-HHMMSS> under the repository root, the same for a whole
+    pytest session."""
+    folder = os.environ.get("ISERVDESK_SCREENSHOTS") or os.path.join(
+        ROOT, "test-screenshots", _RUN_STAMP)
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def save_screenshot(driver, name):
+    """Write the viewport as <screenshot_dir()>/<name>.png and return the path."""
+    path = os.path.join(screenshot_dir(), name + ".png")
+    if not driver.save_screenshot(path):
+        raise AssertionError("could not write the screenshot %s" % path)
+    return path
+
+
+def browser_log(driver):
+    """The browser console's entries since the last call, as text lines; [] when the
+    driver cannot give them (no goog:loggingPrefs, or a selenium without get_log)."""
+    get_log = getattr(driver, "get_log", None)
+    if get_log is None:
+        return []
+    try:
+        entries = get_log("browser")
+    except Exception:  # log type not supported by this driver/selenium: skip the log
+        return []
+    return ["%s %s" % (entry.get("level", "?"), entry.get("message", entry)) for entry in entries]
+
+
+def wait_until(driver, condition, timeout, what, interval=0.1):
+    """Poll `condition` until it gives a truthy value, and return that value.
+
+    `condition` is a JavaScript expression (a string, evaluated in the page as
+    `return (<expression>);`) or a callable taking the driver. It is polled every
+    `interval` seconds until `timeout` seconds have passed; then an AssertionError names
+    `what`, the last result or error, the current URL and the browser console log.
+    Exceptions while polling (page still loading, element missing) count as "not yet";
+    an AssertionError from a callable ends the wait at once.
+    """
+    deadline = time.monotonic() + timeout
+    last = last_error = None
+    while True:
+        try:
+            if callable(condition):
+                last = condition(driver)
+            else:
+                last = driver.execute_script("return (%s);" % condition)
+            if last:
+                return last
+        except AssertionError:
+            raise
+        except Exception as error:
+            last_error = error
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(interval)
+    try:
+        url = driver.current_url
+    except Exception as error:
+        url = "(unknown: %s)" % error
+    log = browser_log(driver)
+    raise AssertionError(
+        "timed out after %ss waiting for %s\n  last result: %r\n  last error: %s\n  URL: %s\n"
+        "  browser console (%d entries):\n%s"
+        % (timeout, what, last, _short(last_error), url, len(log),
+           "\n".join("    " + line for line in log[-60:]) or "    (empty)"))
+
+
+def _short(error):
+    if error is None:
+        return "none"
+    text = getattr(error, "msg", None) or str(error)
+    return "%s: %s" % (type(error).__name__, text.strip().splitlines()[0] if text.strip() else "")
+
+
+# Reads the state of noVNC 1.3's app (vnc.html, app/ui.js) without touching it:
+# - ui.js's updateVisualState('connected') puts the class noVNC_connected on <html> once
+#   the RFB handshake is done (the RFB object's "connect" event) and removes it on every
+#   other state (connecting, disconnecting, reconnecting, disconnected); that class is
+#   the reliable "live connection" signal;
+# - #noVNC_status holds the last status message (e.g. "Connected (encrypted) to ...", or
+#   "Failed to connect to server"; translated by the page's language) and has the class
+#   noVNC_open while shown (normal messages hide after 1.5 s, errors stay) and
+#   noVNC_status_error/_warn/_normal for the kind;
+# - the RFB object draws into a <canvas> inside #noVNC_container. It is same-origin, so
+#   getImageData works; a grid of up to ~40000 pixels is sampled.
+NOVNC_STATE_JS = r"""
+const root = document.documentElement;
+const status = document.getElementById('noVNC_status');
+const state = {
+    url: location.href,
+    title: document.title,
+    connected: root.classList.contains('noVNC_connected'),
+    connecting: root.classList.contains('noVNC_connecting'),
+    reconnecting: root.classList.contains('noVNC_reconnecting'),
+    disconnecting: root.classList.contains('noVNC_disconnecting'),
+    status_text: status ? status.textContent : null,
+    status_shown: status ? status.classList.contains('noVNC_open') : false,
+    status_kind: !status ? null
+        : status.classList.contains('noVNC_status_error') ? 'error'
+        : status.classList.contains('noVNC_status_warn') ? 'warn'
+        : status.classList.contains('noVNC_status_normal') ? 'normal' : null,
+    credentials_asked: !!document.querySelector('#noVNC_credentials_dlg.noVNC_open'),
+    canvas: null,
+};
+const container = document.getElementById('noVNC_container');
+const canvas = (container && container.querySelector('canvas')) || document.querySelector('canvas');
+if (canvas) {
+    const info = {width: canvas.width, height: canvas.height,
+                  client_width: canvas.clientWidth, client_height: canvas.clientHeight,
+                  sampled: 0, distinct_colours: 0, non_black: 0, error: null};
+    state.canvas = info;
+    try {
+        const context = canvas.width && canvas.height ? canvas.getContext('2d') : null;
+        if (context) {
+            const w = canvas.width, h = canvas.height;
+            const data = context.getImageData(0, 0, w, h).data;
+            const step = Math.max(1, Math.ceil(Math.sqrt(w * h / 40000)));
+            const colours = new Set();
+            for (let y = 0; y < h; y += step) {
+                for (let x = 0; x < w; x += step) {
+                    const i = (y * w + x) * 4;
+                    // A transparent pixel was never drawn: count it as black.
+                    const rgb = data[i + 3] === 0 ? 0
+                        : (data[i] << 16) | (data[i + 1] << 8) | data[i + 2];
+                    colours.add(rgb);
+                    if (rgb !== 0) info.non_black++;
+                    info.sampled++;
+                }
+            }
+            info.distinct_colours = colours.size;
+        }
+    } catch (e) {
+        info.error = String(e);
+    }
+}
+return state;
+"""
+
+
+def novnc_state(driver):
+    """The noVNC page's state as a dict: connected (the noVNC_connected class on <html>),
+    connecting/reconnecting/disconnecting, status_text/status_shown/status_kind of
+    #noVNC_status, credentials_asked, title, url, and canvas (None before the RFB object
+    made one) with width, height, client_width, client_height, sampled, distinct_colours,
+    non_black and error (why the pixels could not be read, else None)."""
+    return driver.execute_script(NOVNC_STATE_JS)
+
+
+# A canvas counts as not blank when it is at least MIN_CANVAS_SIDE pixels each way and
+# its sampled pixels have at least MIN_DISTINCT_COLOURS colours, at least
+# MIN_NON_BLACK_FRACTION of them not black (nor transparent). noVNC's canvas before the
+# first framebuffer update is one colour (transparent/black); a real desktop has a
+# background, window borders, title bars, text: many colours and a good share of
+# non-black pixels (the demo desktop: a black root window with a white xterm on it).
+MIN_CANVAS_SIDE = 64
+MIN_DISTINCT_COLOURS = 3
+MIN_NON_BLACK_FRACTION = 0.01
+
+
+def canvas_not_blank(state):
+    """True when novnc_state()'s canvas shows a picture (thresholds above)."""
+    canvas = (state or {}).get("canvas")
+    if not canvas or canvas.get("error") or not canvas.get("sampled"):
+        return False
+    return (canvas["width"] >= MIN_CANVAS_SIDE and canvas["height"] >= MIN_CANVAS_SIDE
+            and canvas["distinct_colours"] >= MIN_DISTINCT_COLOURS
+            and canvas["non_black"] >= MIN_NON_BLACK_FRACTION * canvas["sampled"])
