@@ -1,0 +1,369 @@
+"""The desktop proxy over real HTTP and WebSockets: a real portal, real demo desktops, and
+a hostile stand-in upstream (tests/upstream.py) for what a container might send."""
+
+import base64
+import http.client
+import io
+import os
+import socket
+import sqlite3
+import urllib.parse
+
+import pytest
+import requests
+import websocket
+
+from conftest import wait_for
+from flows import Client
+from test_desktops import container_of, wait_status
+from upstream import Upstream
+
+
+def database(tmp_path):
+    return sqlite3.connect(str(tmp_path / "iservdesk.db"), isolation_level=None)
+
+
+def row_of(tmp_path, name):
+    con = database(tmp_path)
+    con.row_factory = sqlite3.Row
+    try:
+        return con.execute("SELECT * FROM desktops WHERE name = ?", (name,)).fetchone()
+    finally:
+        con.close()
+
+
+def point_at(tmp_path, name, port):
+    """Make the running desktop `name` answer from 127.0.0.1:`port` (a stand-in upstream)."""
+    con = database(tmp_path)
+    con.execute("UPDATE desktops SET host_port = ? WHERE name = ?", (port, name))
+    con.close()
+
+
+def raw_get(url, path, headers=None):
+    """GET with the path sent exactly as given (no client-side normalisation)."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    connection.putrequest("GET", path, skip_accept_encoding=True)
+    for name, value in (headers or {}).items():
+        connection.putheader(name, value)
+    connection.endheaders()
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return response.status, dict(response.getheaders()), body
+
+
+def ws_url(portal, name):
+    return portal.url.replace("http://", "ws://") + "/desktop/%s/websockify" % name
+
+
+def open_ws(portal, name, session_id=None, origin=True, subprotocol=True, timeout=15):
+    return websocket.create_connection(
+        ws_url(portal, name), subprotocols=["binary"] if subprotocol else None,
+        origin=portal.url if origin else None, suppress_origin=not origin,
+        cookie="iservdesk_session=%s" % session_id if session_id else None, timeout=timeout)
+
+
+@pytest.fixture
+def running(signed_in_portal, docker_client, demo_image, tmp_path):
+    """Factory: running(slug="tiny", user="anna.schmidt", **settings) -> (portal, client, row)."""
+    def start(slug="tiny", user="anna.schmidt", **settings):
+        portal, _ = signed_in_portal(**settings)
+        client = Client(portal.url, user)
+        client.post("/api/container/start", params={"desktop_type": slug})
+        wait_status(client, slug, "running")
+        return portal, client, row_of(tmp_path, "%s-%s" % (user, slug))
+    return start
+
+
+def test_bare_path_redirects_to_the_trailing_slash_keeping_the_query(running):
+    portal, anna, _ = running()
+    answer = anna.get("/desktop/anna.schmidt-tiny?x=1&y=2", allow_redirects=False)
+    assert answer.status_code == 301
+    assert answer.headers["Location"] == portal.url + "/desktop/anna.schmidt-tiny/?x=1&y=2"
+
+
+def test_root_page_gets_the_websocket_path_and_keeps_what_was_there(running):
+    portal, anna, _ = running()
+    answer = anna.get("/desktop/anna.schmidt-tiny/?lang=de", allow_redirects=False)
+    assert answer.status_code == 302
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(answer.headers["Location"]).query)
+    assert query == {"lang": ["de"], "path": ["desktop/anna.schmidt-tiny/websockify"],
+                     "autoconnect": ["1"], "resize": ["remote"]}
+    own = anna.get("/desktop/anna.schmidt-tiny/?path=desktop/anna.schmidt-tiny/websockify", allow_redirects=False)
+    assert own.status_code == 200
+    assert "noVNC" in own.text
+
+
+def test_owner_gets_the_page_and_its_relative_assets(running):
+    portal, anna, _ = running()
+    page = anna.get("/desktop/anna.schmidt-tiny/vnc.html")
+    assert page.status_code == 200 and "noVNC" in page.text
+    for asset in ("app/ui.js", "core/rfb.js", "app/styles/base.css"):
+        assert anna.get("/desktop/anna.schmidt-tiny/" + asset).status_code == 200, asset
+
+
+def test_other_users_get_403_and_no_websocket(running):
+    portal, anna, _ = running(slug="demo")
+    ben = Client(portal.url, "ben")
+    answer = ben.get("/desktop/anna.schmidt-demo/vnc.html", allow_redirects=False)
+    assert answer.status_code == 403
+    assert "belongs to someone else" in answer.text
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        open_ws(portal, "anna.schmidt-demo", ben.session_id)
+    assert refused.value.status_code == 403
+    ws = open_ws(portal, "anna.schmidt-demo", anna.session_id)
+    assert ws.recv().startswith(b"RFB 003.00")
+    ws.close()
+
+
+def test_without_a_session_browsers_go_to_sign_in_and_upgrades_are_refused(running):
+    portal, _, _ = running()
+    answer = requests.get(portal.url + "/desktop/anna.schmidt-tiny/vnc.html?a=1", allow_redirects=False,
+                          timeout=30)
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == portal.url + "/login?next=" + urllib.parse.quote(
+        "/desktop/anna.schmidt-tiny/vnc.html?a=1", safe="")
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        open_ws(portal, "anna.schmidt-tiny")
+    assert refused.value.status_code == 401
+    assert requests.post(portal.url + "/desktop/anna.schmidt-tiny/x", timeout=30).status_code == 401
+
+
+@pytest.mark.parametrize("path", [
+    "/desktop/Anna.Schmidt-tiny/vnc.html",
+    "/desktop/anna.schmidt%2Dtiny/vnc.html",
+    "/desktop/%61nna.schmidt-tiny/vnc.html",
+    "/desktop//anna.schmidt-tiny/vnc.html",
+    "/desktop/./anna.schmidt-tiny/vnc.html",
+    "/desktop/ben-tiny/../anna.schmidt-tiny/vnc.html",
+    "/desktop/ben-tiny/%2e%2e/anna.schmidt-tiny/vnc.html",
+    "/desktop/ben-tiny/..%2Fanna.schmidt-tiny/vnc.html",
+    "/desktop%2Fanna.schmidt-tiny/vnc.html",
+    "//desktop/anna.schmidt-tiny/vnc.html",
+])
+def test_every_spelling_of_anothers_desktop_meets_the_owner_check(running, path):
+    portal, anna, _ = running()
+    ben = Client(portal.url, "ben")
+    ben.post("/api/container/start", params={"desktop_type": "tiny"})
+    wait_status(ben, "tiny", "running")
+    status, _, body = raw_get(portal.url, path, {"Cookie": "iservdesk_session=" + ben.session_id})
+    assert status in (403, 404), (status, body[:200])
+    assert b"noVNC" not in body
+    # The owner reaches the same desktop through the same spelling (or a redirect to it).
+    owner_status, headers, _ = raw_get(portal.url, path, {"Cookie": "iservdesk_session=" + anna.session_id})
+    assert owner_status in (200, 301, 404), owner_status
+    if owner_status == 301:
+        assert headers["Location"] == portal.url + "/desktop/anna.schmidt-tiny/vnc.html"
+
+
+def test_admins_stay_out_unless_the_setting_lets_them_in_with_an_audit_entry(running, tmp_path):
+    portal, anna, _ = running()
+    admin = Client(portal.url, "admin")
+    assert admin.get("/desktop/anna.schmidt-tiny/vnc.html", allow_redirects=False).status_code == 403
+    portal.stop()
+    with open(portal.process.args[portal.process.args.index("--config") + 1], "a") as stream:
+        stream.write("ADMIN_DESKTOP_ACCESS=true\n")
+    portal.restart()
+    assert admin.get("/desktop/anna.schmidt-tiny/vnc.html", allow_redirects=False).status_code == 200
+    ws = open_ws(portal, "anna.schmidt-tiny", admin.session_id)
+    ws.close()
+    con = database(tmp_path)
+    entries = con.execute("SELECT actor, target FROM events WHERE action = 'desktop.admin-access'").fetchall()
+    con.close()
+    assert len(entries) == 2 and set(entries) == {("admin", "anna.schmidt-tiny")}
+    assert "admin admin entered the desktop anna.schmidt-tiny of anna.schmidt" in portal.log()
+
+
+def test_browser_credentials_stay_with_the_portal_and_the_container_secret_is_injected(running, tmp_path):
+    portal, anna, row = running()
+    upstream = Upstream(lambda head, body: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    point_at(tmp_path, row["name"], upstream.port)
+    answer = anna.get("/desktop/anna.schmidt-tiny/some/file.txt?q=1",
+                      headers={"Authorization": "Basic YnJvd3Nlcjpzb21ldGhpbmc=", "X-Forwarded-For": "10.1.2.3",
+                               "X-Session-ID": anna.session_id, "X-Custom": "kept"})
+    assert (answer.status_code, answer.text) == (200, "ok")
+    request_line = upstream.requests[-1][0].split("\r\n")[0]
+    assert request_line == "GET /some/file.txt?q=1 HTTP/1.1"
+    headers = upstream.headers()
+    assert headers["authorization"] == "Basic " + base64.b64encode(
+        ("kasm_user:" + row["secret"]).encode()).decode()
+    assert "cookie" not in headers and "x-forwarded-for" not in headers and "x-session-id" not in headers
+    assert "x-csrf-token" not in headers
+    assert headers["x-custom"] == "kept"
+    assert anna.session_id not in upstream.requests[-1][0]
+    upstream.close()
+
+
+def test_a_container_cannot_set_cookies_or_send_the_browser_out_of_its_desktop(running, tmp_path):
+    portal, anna, row = running()
+    replies = {}
+    upstream = Upstream(lambda head, body: replies[head.split(" ")[1]])
+    replies.update({
+        "/cookie": b"HTTP/1.1 200 OK\r\nSet-Cookie: iservdesk_session=evil; Path=/\r\n"
+                   b"Cross-Origin-Opener-Policy: same-origin\r\nClear-Site-Data: \"*\"\r\nContent-Length: 0\r\n\r\n",
+        "/abs": b"HTTP/1.1 302 Found\r\nLocation: /api/admin/containers\r\nContent-Length: 0\r\n\r\n",
+        "/full": b"HTTP/1.1 302 Found\r\nLocation: https://127.0.0.1:%d/vnc.html\r\nContent-Length: 0\r\n\r\n" % upstream.port,
+        "/away": b"HTTP/1.1 302 Found\r\nLocation: https://evil.example/\r\nContent-Length: 0\r\n\r\n",
+        "/rel": b"HTTP/1.1 302 Found\r\nLocation: vnc.html?x=1\r\nContent-Length: 0\r\n\r\n",
+    })
+    point_at(tmp_path, row["name"], upstream.port)
+    cookie = anna.get("/desktop/anna.schmidt-tiny/cookie")
+    assert cookie.status_code == 200
+    assert "Set-Cookie" not in cookie.headers and "Clear-Site-Data" not in cookie.headers
+    assert "Cross-Origin-Opener-Policy" not in cookie.headers
+    assert anna.get("/session").status_code == 200  # still signed in
+    policy = cookie.headers["Content-Security-Policy"]
+    prefix = portal.url + "/desktop/anna.schmidt-tiny/"
+    assert "connect-src %s %s" % (prefix, prefix.replace("http://", "ws://")) in policy
+    assert "default-src %s " % prefix in policy and "form-action %s" % prefix in policy
+    expected = {"/abs": "/desktop/anna.schmidt-tiny/api/admin/containers",
+                "/full": "/desktop/anna.schmidt-tiny/vnc.html",
+                "/away": "/desktop/anna.schmidt-tiny/", "/rel": "vnc.html?x=1"}
+    for path, location in expected.items():
+        answer = anna.get("/desktop/anna.schmidt-tiny" + path, allow_redirects=False)
+        assert (answer.status_code, answer.headers["Location"]) == (302, location), path
+    upstream.close()
+
+
+def test_methods_statuses_and_headers_pass_through_without_hop_by_hop(running, tmp_path):
+    portal, anna, row = running()
+    upstream = Upstream(lambda head, body: (
+        b"HTTP/1.1 418 I'm a teapot\r\nX-Reply: %s\r\nConnection: close, X-Private\r\nX-Private: 1\r\n"
+        b"Keep-Alive: timeout=5\r\nContent-Length: %d\r\n\r\n%s" % (head.split(" ")[0].encode(), len(body), body)))
+    point_at(tmp_path, row["name"], upstream.port)
+    for method in ("PUT", "DELETE", "PATCH", "POST"):
+        answer = anna.request(method, "/desktop/anna.schmidt-tiny/thing", data=b"payload-" + method.encode())
+        assert answer.status_code == 418
+        assert answer.headers["X-Reply"] == method
+        assert answer.content == b"payload-" + method.encode()
+        assert "X-Private" not in answer.headers and "Keep-Alive" not in answer.headers
+    sent = upstream.headers()
+    assert "connection" in sent and sent["connection"] == "close"  # ours, one request per connection
+    assert "te" not in sent and "upgrade" not in sent
+    upstream.close()
+
+
+def portal_rss_kb(portal):
+    with open("/proc/%d/status" % portal.process.pid) as stream:
+        for line in stream:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+
+def test_http_bodies_stream_both_ways_without_buffering(running, tmp_path):
+    portal, anna, row = running()
+    size = 256 * 1024 * 1024
+    piece = os.urandom(1024 * 1024)
+
+    def answer(head, body):
+        if head.startswith("POST"):
+            return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%d" % (len(str(len(body))), len(body))
+
+        def stream():
+            yield b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % size
+            for _ in range(size // len(piece)):
+                yield piece
+        return stream()
+    upstream = Upstream(answer)
+    point_at(tmp_path, row["name"], upstream.port)
+    before = portal_rss_kb(portal)
+    received = 0
+    with anna.get("/desktop/anna.schmidt-tiny/big.bin", stream=True) as download:
+        for chunk in download.iter_content(1024 * 1024):
+            received += len(chunk)
+    assert received == size
+    upload = anna.post("/desktop/anna.schmidt-tiny/upload", data=io.BytesIO(piece * 64))
+    assert upload.text == str(64 * len(piece))
+    # A chunked upload (no Content-Length) arrives whole too.
+    parts = urllib.parse.urlsplit(portal.url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    connection.request("POST", "/desktop/anna.schmidt-tiny/upload", body=(piece for _ in range(8)),
+                       headers={"Cookie": "iservdesk_session=" + anna.session_id, "X-CSRF-Token": anna.csrf},
+                       encode_chunked=True)
+    assert connection.getresponse().read() == str(8 * len(piece)).encode()
+    connection.close()
+    # 256 MB down and 64 MB up went through; the portal grew by far less.
+    assert portal_rss_kb(portal) - before < 64 * 1024
+    upstream.close()
+
+
+def test_websocket_relays_raw_bytes_both_ways(running):
+    portal, anna, _ = running(slug="demo")
+    ws = open_ws(portal, "anna.schmidt-demo", anna.session_id)
+    assert ws.recv() == b"RFB 003.008\n"
+    ws.send_binary(b"RFB 003.008\n")
+    security_types = ws.recv()
+    assert security_types[0] >= 1 and 1 in security_types[1:]  # "None", as Xvnc offers here
+    ws.send_binary(b"\x01")
+    assert ws.recv()[:4] == b"\x00\x00\x00\x00"  # SecurityResult OK
+    ws.close()
+
+
+def test_a_desktop_that_is_not_running_shows_a_status_page(running, tmp_path):
+    portal, anna, row = running()
+    anna.post("/api/container/stop", params={"desktop_type": "tiny"})
+    page = anna.get("/desktop/anna.schmidt-tiny/vnc.html")
+    assert page.status_code == 409
+    assert "gestoppt" in page.text and "stopped" in page.text
+    assert 'id="start"' in page.text and 'src="/static/desktop-status.js"' in page.text
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        open_ws(portal, "anna.schmidt-tiny", anna.session_id)
+    assert refused.value.status_code == 409
+    con = database(tmp_path)
+    con.execute("UPDATE desktops SET status = 'starting' WHERE name = 'anna.schmidt-tiny'")
+    con.close()
+    starting = anna.get("/desktop/anna.schmidt-tiny/vnc.html")
+    assert starting.status_code == 503
+    assert "startet" in starting.text and 'data-status="starting"' in starting.text
+    assert anna.get("/static/desktop-status.js").status_code == 200
+
+
+def test_an_unanswering_desktop_gets_a_page_not_a_bare_502(running, tmp_path):
+    portal, anna, row = running()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    point_at(tmp_path, row["name"], port)
+    page = anna.get("/desktop/anna.schmidt-tiny/vnc.html")
+    assert page.status_code == 502
+    assert "antwortet gerade nicht" in page.text and "<html" in page.text
+
+
+def test_a_container_killed_mid_stream_ends_the_websocket(running, docker_client):
+    portal, anna, _ = running(slug="demo")
+    ws = open_ws(portal, "anna.schmidt-demo", anna.session_id, timeout=30)
+    assert ws.recv().startswith(b"RFB")
+    container_of(docker_client, portal, "anna.schmidt-demo").kill()
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError, OSError)):
+        while True:
+            if not ws.recv():
+                raise websocket.WebSocketConnectionClosedException("closed")
+    wait_status(anna, "demo", "stopped", timeout=20)
+    page = anna.get("/desktop/anna.schmidt-demo/vnc.html")
+    assert page.status_code == 409 and "gestoppt" in page.text
+
+
+def test_traffic_counts_as_activity(running, tmp_path):
+    portal, anna, row = running()
+    con = database(tmp_path)
+    con.execute("UPDATE desktops SET last_access_at = '2020-01-01T00:00:00.000000Z'")
+    con.close()
+    anna.get("/desktop/anna.schmidt-tiny/vnc.html")
+    assert row_of(tmp_path, "anna.schmidt-tiny")["last_access_at"] > "2026"
+    con = database(tmp_path)
+    con.execute("UPDATE desktops SET last_access_at = '2020-01-01T00:00:00.000000Z'")
+    con.close()
+    ws = open_ws(portal, "anna.schmidt-tiny", anna.session_id)
+    ws.close()
+    wait_for(lambda: row_of(tmp_path, "anna.schmidt-tiny")["last_access_at"] > "2026", 10, "last access")
+
+
+def test_portal_answers_refuse_framing_and_openers(running):
+    portal, anna, _ = running()
+    for path in ("/", "/session", "/api/container/list", "/nothing", "/login"):
+        answer = anna.get(path, allow_redirects=False)
+        assert answer.headers["X-Frame-Options"] == "DENY", path
+        assert answer.headers["Cross-Origin-Opener-Policy"] == "same-origin", path
+        assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"], path

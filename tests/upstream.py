@@ -1,0 +1,107 @@
+"""A hostile stand-in for a desktop's web server: TLS on 127.0.0.1, records what it
+receives, answers whatever a test tells it to. Tests point a desktop row's host_port at it
+to check what the proxy lets through in each direction."""
+
+import datetime
+import os
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+
+
+def self_signed(folder):
+    cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=upstream"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def _dechunk(data):
+    body, position = bytearray(), 0
+    while True:
+        line_end = data.index(b"\r\n", position)
+        size = int(data[position:line_end].split(b";")[0], 16)
+        if size == 0:
+            return bytes(body)
+        body += data[line_end + 2:line_end + 2 + size]
+        position = line_end + 2 + size + 2
+
+
+class Upstream:
+    """Serves one request per connection. `answer(request_head, body) -> bytes` makes the
+    response; every request head and body is kept in `requests`."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.requests = []
+        self.folder = tempfile.mkdtemp()
+        cert, key = self_signed(self.folder)
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(50)
+        self.port = self.listener.getsockname()[1]
+        self.started = datetime.datetime.now()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                raw, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(raw,), daemon=True).start()
+
+    def _handle(self, raw):
+        try:
+            with self.context.wrap_socket(raw, server_side=True) as tls:
+                tls.settimeout(30)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = tls.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                head, _, first = data.partition(b"\r\n\r\n")
+                fields = {}
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    fields[name.strip().lower()] = value.strip()
+                body = bytearray(first)
+                if b"chunked" in fields.get(b"transfer-encoding", b""):
+                    while not body.endswith(b"0\r\n\r\n"):
+                        chunk = tls.recv(65536)
+                        if not chunk:
+                            break
+                        body += chunk
+                    body = _dechunk(bytes(body))
+                else:
+                    length = int(fields.get(b"content-length", b"0"))
+                    while len(body) < length:
+                        chunk = tls.recv(1 << 20)
+                        if not chunk:
+                            break
+                        body += chunk
+                    body = bytes(body)
+                self.requests.append((head.decode("latin-1"), body))
+                response = self.answer(head.decode("latin-1"), body)
+                if isinstance(response, (bytes, bytearray)):
+                    tls.sendall(response)
+                else:
+                    for piece in response:
+                        tls.sendall(piece)
+        except (OSError, ssl.SSLError):
+            pass
+
+    def headers(self, index=-1):
+        """{lower-case name: value} of a received request."""
+        lines = self.requests[index][0].split("\r\n")[1:]
+        return {name.strip().lower(): value.strip() for name, _, value in
+                (line.partition(":") for line in lines)}
+
+    def close(self):
+        self.listener.close()
