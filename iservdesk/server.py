@@ -43,6 +43,12 @@ class Handler(WebSocketHandler):
         # writes a scrubbed line instead.
         pass
 
+    def get_environ(self):
+        environ = super().get_environ()
+        # PATH_INFO is percent-decoded; the proxy also needs to see what was sent.
+        environ["iservdesk.raw_path"] = self.path.split("?", 1)[0]
+        return environ
+
     def run_application(self):
         environ = self.environ
         if (environ.get("HTTP_UPGRADE", "").lower() == "websocket"

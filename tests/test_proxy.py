@@ -140,6 +140,7 @@ def test_without_a_session_browsers_go_to_sign_in_and_upgrades_are_refused(runni
     "/desktop/ben-tiny/%2e%2e/anna.schmidt-tiny/vnc.html",
     "/desktop/ben-tiny/..%2Fanna.schmidt-tiny/vnc.html",
     "/desktop%2Fanna.schmidt-tiny/vnc.html",
+    "/desktop/anna.schmidt-tiny/..%2F..%2Fdesktop/anna.schmidt-tiny/vnc.html",
     "//desktop/anna.schmidt-tiny/vnc.html",
 ])
 def test_every_spelling_of_anothers_desktop_meets_the_owner_check(running, path):
@@ -155,6 +156,17 @@ def test_every_spelling_of_anothers_desktop_meets_the_owner_check(running, path)
     assert owner_status in (200, 301, 404), owner_status
     if owner_status == 301:
         assert headers["Location"] == portal.url + "/desktop/anna.schmidt-tiny/vnc.html"
+
+
+def test_encoded_slashes_are_refused_even_for_the_owner(running):
+    portal, anna, _ = running()
+    for path in ("/desktop/anna.schmidt-tiny/app%2Fui.js", "/desktop/anna.schmidt-tiny/app%5Cui.js",
+                 "/desktop/anna.schmidt-tiny/x/..%2F..%2Fanna.schmidt-tiny/vnc.html"):
+        status, _, _ = raw_get(portal.url, path, {"Cookie": "iservdesk_session=" + anna.session_id})
+        assert status == 404, path
+    status, _, body = raw_get(portal.url, "/desktop/anna.schmidt-tiny/app/ui.js",
+                              {"Cookie": "iservdesk_session=" + anna.session_id})
+    assert status == 200 and body
 
 
 def test_admins_stay_out_unless_the_setting_lets_them_in_with_an_audit_entry(running, tmp_path):

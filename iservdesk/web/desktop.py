@@ -122,7 +122,10 @@ def add_routes(app):
         websocket = environ.get("iservdesk.websocket")
         path = proxy.normalise(environ["PATH_INFO"])
         parts = proxy.split(path)
-        if parts is None:
+        raw = environ.get("iservdesk.raw_path", "").lower()
+        # An encoded slash or backslash hides a segment boundary from the browser's CSP
+        # path check (e.g. "..%2F"): no desktop needs one.
+        if parts is None or "%2f" in raw or "%5c" in raw:
             raise IServDeskError("Not found.", status=404, code="not_found")
         name, rest = parts
         identity = authenticate()
