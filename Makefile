@@ -2,8 +2,7 @@
 # runs every test. Both need root on a Debian 12/13 machine (apt-get, dockerd).
 
 PYTHON := /usr/bin/python3
-VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' iservdesk/__init__.py)
-DEMO_IMAGE := iservdesk/demo-desktop:$(VERSION)
+DEMO_IMAGE := $(shell scripts/build-demo-desktop --print-tag)
 
 # Debian packages: what the portal imports, then what tests and tools need.
 RUNTIME_DEBS := python3 python3-bottle python3-authlib python3-docker python3-peewee \

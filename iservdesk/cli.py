@@ -1,7 +1,8 @@
 """The command line: `iservdesk [--config PATH] SUBCOMMAND`; the only entry point.
 
-Exit status: 0 success, 1 runtime failure (cannot bind, database unusable), 2 bad
-configuration or usage. Configuration errors are one line naming the variable.
+Exit status: 0 success, 1 runtime failure (cannot bind, database unusable, no Docker
+engine for cleanup, a failed check), 2 bad configuration or usage. Configuration errors
+are one line naming the variable.
 """
 
 import argparse
@@ -64,6 +65,33 @@ def cmd_init_db(config, args):
     return 0
 
 
+def cmd_cleanup(config, args):
+    from . import cleanup
+    from .desktops import catalog as catalogmodule
+    from .desktops.docker import DockerSpawner
+    from .desktops.events import Bus
+    from .desktops.manager import Desktops
+
+    try:
+        catalog = catalogmodule.load(config.desktops_file, config.kasm_image)
+    except catalogmodule.CatalogError as error:
+        return fail(str(error), EXIT_CONFIG)
+    database = db.open_database(config.database_uri)
+    db.migrate(database)
+    spawner = DockerSpawner(config.docker_url, timeout=config.docker_timeout)
+    desktops = Desktops(config, catalog, spawner, database, Bus())
+    report = cleanup.run(config, desktops, database, db.utcnow(), dry_run=args.dry_run)
+    print(report.summary())
+    if report.error:
+        return fail(report.error, EXIT_FAILURE)
+    return 0
+
+
+def cmd_check(args):
+    from . import check
+    return check.main(args.config)
+
+
 def cmd_settings(args):
     print(configmodule.markdown_table() if args.markdown else configmodule.env_example())
     return 0
@@ -80,6 +108,10 @@ def parser():
     commands.required = True
     commands.add_parser("serve", help="run the portal")
     commands.add_parser("init-db", help="create or upgrade the database, then exit")
+    cleanup = commands.add_parser("cleanup", help="stop idle desktops, remove long-stopped ones, "
+                                  "expire sessions (one pass; a systemd timer runs it)")
+    cleanup.add_argument("--dry-run", action="store_true", help="only report what would be done")
+    commands.add_parser("check", help="check the installation, one line per check")
     settings = commands.add_parser("settings", help="print every setting (.env.example form)")
     settings.add_argument("--markdown", action="store_true", help="as the README's table")
     return top
@@ -89,13 +121,16 @@ def main(argv=None):
     args = parser().parse_args(argv)
     if args.command == "settings":
         return cmd_settings(args)
+    if args.command == "check":
+        return cmd_check(args)  # explains a bad configuration itself
     try:
         config = configmodule.load(args.config)
     except configmodule.ConfigError as error:
         return fail(str(error), EXIT_CONFIG)
     logmodule.setup(config.log_level)
     try:
-        return {"serve": cmd_serve, "init-db": cmd_init_db}[args.command](config, args)
+        return {"serve": cmd_serve, "init-db": cmd_init_db,
+                "cleanup": cmd_cleanup}[args.command](config, args)
     except db.DatabaseError as error:
         return fail(str(error), EXIT_FAILURE)
     except db.peewee.OperationalError as error:

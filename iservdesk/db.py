@@ -126,6 +126,7 @@ class Desktop(BaseModel):
     created_at = UTCDateTimeField(default=utcnow)
     started_at = UTCDateTimeField(null=True)
     last_access_at = UTCDateTimeField(null=True)
+    stopped_at = UTCDateTimeField(null=True)  # last became stopped or error; cleanup counts from here
 
     class Meta:
         table_name = "desktops"
@@ -226,6 +227,12 @@ MIGRATIONS = (
             value TEXT NOT NULL
         );
         CREATE INDEX desktops_status ON desktops (status);
+    """),
+    # Desktops stopped before this version start their REMOVE_STOPPED_AFTER now.
+    ("when desktops stopped", """
+        ALTER TABLE desktops ADD COLUMN stopped_at TEXT;
+        UPDATE desktops SET stopped_at = strftime('%Y-%m-%dT%H:%M:%S.000000Z', 'now')
+            WHERE status IN ('stopped', 'error');
     """),
 )
 

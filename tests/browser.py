@@ -2,24 +2,31 @@
 
     driver = start_browser(ignore_certificate_errors=True)
     try:
-        driver.get(url)
+        state = load(driver, url, lambda d: canvas_not_blank(novnc_state(d)), 30,
+                     "noVNC to show the desktop", describe=novnc_state)
         wait_until(driver, "document.documentElement.classList.contains('noVNC_connected')",
-                   30, "noVNC to connect")
+                   10, "noVNC to stay connected")
         save_screenshot(driver, "connected")
     finally:
         driver.quit()  # also removes the browser's temporary profile
 
+load() is driver.get() plus wait_until() that loads again when Docker's network churn
+made Chromium abort the page's requests (ERR_NETWORK_CHANGED); see its docstring.
+
 Only Debian's packages are used (`apt-get install chromium chromium-driver
 python3-selenium`, which `make deps` does); nothing is downloaded at run time. Works with
 Debian bookworm's python3-selenium 4.8.3 and trixie's 4.24.4: only APIs present in both
-are used (Service(path), ChromeOptions, set_capability, execute_cdp_cmd).
+are used (webdriver.Chrome(service=, options=), Service(path), ChromeOptions with
+binary_location, add_argument, add_experimental_option and set_capability; get_log is
+used only if present).
 
-Chromium is started so that it makes no connection of its own to the outside (no sync,
-component updates, background networking, QUIC, default apps, first-run pages); the only
-traffic is what the test navigates to.
+Chromium is started so that it makes no connection to the outside: background services
+are switched off where a flag exists, and every host but LOCAL_HOSTS (127.0.0.1,
+localhost, ::1) fails to resolve without a DNS query being sent.
 """
 
 import datetime
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -32,6 +39,8 @@ INSTALL_HINT = ("Install Debian's browser packages (as root): "
                 "`apt-get install chromium chromium-driver python3-selenium` "
                 "(`make deps` does this), and run the tests with /usr/bin/python3.")
 
+# The only hosts the browser can reach: tests serve on 127.0.0.1 (or localhost, ::1).
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 # Every browser gets these, plus --user-data-dir, --window-size and --lang.
 CHROMIUM_FLAGS = (
     "--headless=new",
@@ -44,6 +53,15 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
     "--disable-default-apps",
     "--disable-dev-shm-usage",            # /dev/shm in containers is small
+    # Even with the flags above, Chromium 156 still looks up and tries update.googleapis.com,
+    # accounts.google.com, clients2.google.com (network time), the default search engine
+    # (start.duckduckgo.com) and more (seen in --log-net-log). These quieten some of them,
+    # and the resolver rule makes every other host fail at once with ERR_NAME_NOT_RESOLVED,
+    # without a DNS query (the rule applies to IP literals too, hence the exclusions).
+    "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,"
+    "AutofillServerCommunication,MediaRouter",
+    "--host-resolver-rules=MAP * ~NOTFOUND , " + " , ".join("EXCLUDE " + host for host in LOCAL_HOSTS),
+    "--no-proxy-server",                  # never hand a request to a proxy from the environment
 )
 PAGE_LOAD_TIMEOUT = 30  # seconds: driver.get() fails after this
 SCRIPT_TIMEOUT = 30     # seconds: execute_async_script() fails after this
@@ -56,11 +74,11 @@ class BrowserUnavailable(RuntimeError):
     """Chromium, chromedriver or selenium is missing or does not start."""
 
 
-def _check_installed():
+def check_installed():
+    """Raise BrowserUnavailable (with the install command) unless Chromium, chromedriver
+    and selenium are there."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("selenium") is None:
         missing.append("the Python module selenium (python3-selenium)")
     if missing:
         raise BrowserUnavailable("Cannot start a browser: missing %s. %s"
@@ -81,7 +99,7 @@ def start_browser(language="de", window=(1280, 800), ignore_certificate_errors=F
     temporary profile. Raises BrowserUnavailable with the install command when a piece
     is missing or Chromium does not start.
     """
-    _check_installed()
+    check_installed()
     from selenium import webdriver
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.chrome.service import Service
@@ -181,19 +199,22 @@ def save_screenshot(driver, name):
 
 
 def browser_log(driver):
-    """The browser console's entries since the last call, as text lines; [] when the
+    """Every browser console entry of this driver so far, as text lines ("LEVEL message").
+    chromedriver hands each entry out once, so they are kept on the driver. [] when the
     driver cannot give them (no goog:loggingPrefs, or a selenium without get_log)."""
+    kept = driver.__dict__.setdefault("console_log", [])
     get_log = getattr(driver, "get_log", None)
-    if get_log is None:
-        return []
-    try:
-        entries = get_log("browser")
-    except Exception:  # log type not supported by this driver/selenium: skip the log
-        return []
-    return ["%s %s" % (entry.get("level", "?"), entry.get("message", entry)) for entry in entries]
+    if get_log is not None:
+        try:
+            entries = get_log("browser")
+        except Exception:  # log type not supported by this driver/selenium: skip the log
+            entries = []
+        kept.extend("%s %s" % (entry.get("level", "?"), entry.get("message", entry))
+                    for entry in entries)
+    return list(kept)
 
 
-def wait_until(driver, condition, timeout, what, interval=0.1):
+def wait_until(driver, condition, timeout, what, interval=0.1, describe=None):
     """Poll `condition` until it gives a truthy value, and return that value.
 
     `condition` is a JavaScript expression (a string, evaluated in the page as
@@ -201,7 +222,8 @@ def wait_until(driver, condition, timeout, what, interval=0.1):
     `interval` seconds until `timeout` seconds have passed; then an AssertionError names
     `what`, the last result or error, the current URL and the browser console log.
     Exceptions while polling (page still loading, element missing) count as "not yet";
-    an AssertionError from a callable ends the wait at once.
+    an AssertionError from a callable ends the wait at once. `describe(driver)`, if
+    given, adds the page's state to the timeout message (e.g. describe=novnc_state).
     """
     deadline = time.monotonic() + timeout
     last = last_error = None
@@ -224,12 +246,82 @@ def wait_until(driver, condition, timeout, what, interval=0.1):
         url = driver.current_url
     except Exception as error:
         url = "(unknown: %s)" % error
+    state = ""
+    if describe is not None:
+        try:
+            state = "\n  page state: %r" % (describe(driver),)
+        except Exception as error:
+            state = "\n  page state: (unknown: %s)" % _short(error)
     log = browser_log(driver)
     raise AssertionError(
-        "timed out after %ss waiting for %s\n  last result: %r\n  last error: %s\n  URL: %s\n"
+        "timed out after %.1fs waiting for %s\n  last result: %r\n  last error: %s\n  URL: %s%s\n"
         "  browser console (%d entries):\n%s"
-        % (timeout, what, last, _short(last_error), url, len(log),
+        % (timeout, what, last, _short(last_error), url, state, len(log),
            "\n".join("    " + line for line in log[-60:]) or "    (empty)"))
+
+
+NETWORK_CHANGED = "ERR_NETWORK_CHANGED"
+
+
+# The text of Chromium's error page (chrome-error://chromewebdata/) after a failed
+# navigation, e.g. "... A network change was detected. ERR_NETWORK_CHANGED"; else null.
+ERROR_PAGE_JS = ("return location.protocol === 'chrome-error:' ? "
+                 "(document.body ? document.body.innerText : '') : null;")
+
+
+class NetworkChanged(AssertionError):
+    """Chromium aborted the page's requests with ERR_NETWORK_CHANGED."""
+
+
+def load(driver, url, ready, timeout, what, attempts=5, describe=None):
+    """driver.get(url), then wait_until(driver, ready, ...) and return its value.
+
+    Chromium on Linux aborts every request in flight with net::ERR_NETWORK_CHANGED (even
+    to 127.0.0.1) when a network interface or address comes or goes on the host, and
+    Docker adds and removes one for each container it starts or stops, e.g. for another
+    test running at the same time. A page that lost a script that way never becomes
+    ready, so when the console, driver.get or Chromium's error page reports
+    ERR_NETWORK_CHANGED the page is loaded again, at most `attempts` times in all, within
+    one deadline of `timeout` seconds. Nothing else is retried: `ready` has to become
+    true on a normally loaded page, and any other error page fails at once. An
+    established WebSocket is not affected. Each reload is counted in
+    driver.network_changed_reloads.
+    """
+    from selenium.common.exceptions import WebDriverException
+
+    deadline = time.monotonic() + timeout
+    driver.__dict__.setdefault("network_changed_reloads", 0)
+    for attempt in range(1, attempts + 1):
+        seen = len(browser_log(driver))
+        try:
+            driver.get(url)
+        except WebDriverException as error:
+            if NETWORK_CHANGED not in str(error) or attempt == attempts:
+                raise
+            driver.network_changed_reloads += 1
+            continue
+
+        def condition(driver):
+            if any(NETWORK_CHANGED in line for line in browser_log(driver)[seen:]):
+                raise NetworkChanged("the page's requests failed with %s" % NETWORK_CHANGED)
+            error_page = driver.execute_script(ERROR_PAGE_JS)
+            if error_page is not None:  # Chromium's own page for a failed navigation
+                if NETWORK_CHANGED in error_page:
+                    raise NetworkChanged("the page failed with %s" % NETWORK_CHANGED)
+                raise AssertionError("%s: loading %s failed: %s"
+                                     % (what, url, " ".join(error_page.split())))
+            return ready(driver) if callable(ready) else driver.execute_script(
+                "return (%s);" % ready)
+
+        try:
+            return wait_until(driver, condition, max(0.0, deadline - time.monotonic()), what,
+                              describe=describe)
+        except NetworkChanged:
+            if attempt == attempts:
+                raise AssertionError("%s: the page was loaded %d times and each time Chromium "
+                                     "aborted requests with %s (Docker's network churn)"
+                                     % (what, attempts, NETWORK_CHANGED)) from None
+            driver.network_changed_reloads += 1
 
 
 def _short(error):
@@ -318,7 +410,8 @@ def novnc_state(driver):
 # MIN_NON_BLACK_FRACTION of them not black (nor transparent). noVNC's canvas before the
 # first framebuffer update is one colour (transparent/black); a real desktop has a
 # background, window borders, title bars, text: many colours and a good share of
-# non-black pixels (the demo desktop: a black root window with a white xterm on it).
+# non-black pixels (the demo desktop, a black root window with a white xterm on it, gives
+# 30-50 colours and about 50 % non-black samples at 1280x800).
 MIN_CANVAS_SIDE = 64
 MIN_DISTINCT_COLOURS = 3
 MIN_NON_BLACK_FRACTION = 0.01

@@ -18,10 +18,14 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from iservdesk import __version__, db as dbmodule  # noqa: E402
+from iservdesk import db as dbmodule  # noqa: E402
 
 DOCKER_URL = os.environ.get("ISERVDESK_TEST_DOCKER_URL", "unix:///var/run/docker.sock")
-DEMO_IMAGE = os.environ.get("ISERVDESK_TEST_IMAGE", "iservdesk/demo-desktop:%s" % __version__)
+# The demo image's tag names its recipe (scripts/build-demo-desktop), so a changed recipe
+# means a new image, never a stale one.
+DEMO_IMAGE = os.environ.get("ISERVDESK_TEST_IMAGE") or subprocess.run(
+    [os.path.join(ROOT, "scripts", "build-demo-desktop"), "--print-tag"], check=True,
+    capture_output=True, text=True).stdout.strip()
 RUN_ID = uuid.uuid4().hex[:8]
 TEST_LABEL = "de.iservdesk.test-run"
 NAME_PREFIX = "iservdesk-test-"
@@ -49,6 +53,13 @@ memory = "256m"
 pids = 128
 [desktop.tiny.environment]
 DEMO_MODE = "tiny"
+
+[desktop.strict]
+name.de = "Streng"
+name.en = "Strict"
+image = "{image}"
+[desktop.strict.environment]
+DEMO_MODE = "strict"
 
 [desktop.teachers-only]
 name.de = "Nur Lehrkräfte"
@@ -398,3 +409,29 @@ def signed_in_portal(portal, idp):
                           OAUTH_CLIENT_ID=CLIENT_ID, OAUTH_CLIENT_SECRET=CLIENT_SECRET, **settings)
         return instance, provider
     return start
+
+
+@pytest.fixture
+def chromium(request):
+    """Factory: chromium(language="de", **options) -> a headless Chromium WebDriver (quit
+    afterwards; a failing test leaves a screenshot of each page it had open)."""
+    import browser
+    drivers = []
+
+    def start(language="de", **options):
+        try:
+            driver = browser.start_browser(language=language, **options)
+        except browser.BrowserUnavailable as error:
+            pytest.fail(str(error), pytrace=False)
+        drivers.append(driver)
+        return driver
+
+    yield start
+    for number, driver in enumerate(drivers):
+        try:
+            if failed(request):
+                path = browser.save_screenshot(driver, "FAILED-%s-%d" % (request.node.name, number))
+                print("\n----- screenshot %s; browser log -----\n%s"
+                      % (path, "\n".join(browser.browser_log(driver)[-30:])))
+        finally:
+            driver.quit()

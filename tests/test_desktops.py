@@ -184,9 +184,9 @@ def test_list_shows_every_usable_type_with_status(site):
     teacher = Client(portal.url, "mueller")
     student = Client(portal.url, "ben")
     assert [d["desktop_type"] for d in teacher.get("/api/container/list").json()["desktops"]] == \
-        ["demo", "tiny", "teachers-only"]
+        ["demo", "tiny", "strict", "teachers-only"]
     listed = student.get("/api/container/list").json()["desktops"]
-    assert [d["desktop_type"] for d in listed] == ["demo", "tiny"]
+    assert [d["desktop_type"] for d in listed] == ["demo", "tiny", "strict"]
     assert listed[0]["status"] == "absent"
     assert listed[0]["name"] == {"de": "Demo-Desktop", "en": "Demo desktop"}
     started = teacher.post("/api/container/start", params={"desktop_type": "teachers-only"})

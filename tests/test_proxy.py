@@ -315,6 +315,21 @@ def test_websocket_relays_raw_bytes_both_ways(running):
     ws.close()
 
 
+def test_a_strict_upstream_accepts_the_forwarded_handshake(running):
+    # DEMO_MODE=strict refuses (like KasmVNC) a handshake without Origin or the binary
+    # subprotocol, or with Host/Connection spelled otherwise: the proxy must pass the
+    # browser's handshake on as it came.
+    portal, anna, _ = running(slug="strict")
+    ws = open_ws(portal, "anna.schmidt-strict", anna.session_id)
+    assert ws.recv() == b"RFB 003.008\n"
+    ws.close()
+    for kwargs in ({"origin": False}, {"subprotocol": False}):
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            open_ws(portal, "anna.schmidt-strict", anna.session_id, **kwargs)
+        assert refused.value.status_code == 502, kwargs
+    assert "desktop anna.schmidt-strict refused the WebSocket handshake: HTTP/1.1 200" in portal.log()
+
+
 def test_a_desktop_that_is_not_running_shows_a_status_page(running, tmp_path):
     portal, anna, row = running()
     anna.post("/api/container/stop", params={"desktop_type": "tiny"})

@@ -30,11 +30,14 @@ log = logging.getLogger(__name__)
 
 LABEL = "de.iservdesk."
 ACTIVE = ("pulling", "starting", "running")
+BUSY = ("pulling", "starting")  # a start job runs (in the portal's process, maybe not ours)
+HALTED = ("stopped", "error")  # not running; the container, if any, waits to be resumed
 READY_POLL = 0.05  # seconds between readiness probes (a refused loopback connect is cheap)
 RECONCILE_EVERY = 60  # seconds
 EVENT_SETTLE = 0.3  # seconds between an engine event and the reconcile it causes
 ACCESS_WRITE_INTERVAL = datetime.timedelta(minutes=1)
 PORT_ATTEMPTS = 5
+RESUME_ATTEMPTS = 4
 
 
 class DesktopNotFound(IServDeskError):
@@ -150,6 +153,9 @@ class Desktops:
 
     def _set(self, row, **fields):
         """Update a row's fields in one short write and tell subscribers."""
+        if fields.get("status") in HALTED and row.status != fields["status"]:
+            # iservdesk cleanup's REMOVE_STOPPED_AFTER counts from here.
+            fields.setdefault("stopped_at", self.clock())
         for name, value in fields.items():
             setattr(row, name, value)
         with db.write(self.database):
@@ -199,7 +205,7 @@ class Desktops:
             row = db.Desktop.get_by_id(row_id)
             try:
                 if info is not None and info.state != "running":
-                    self.spawner.start(info.id)
+                    self._resume(row, desktop_type, info)
                 elif info is None:
                     self._create(row, desktop_type, port)
                 self._wait_ready(row)
@@ -218,6 +224,28 @@ class Desktops:
             finally:
                 self.jobs.pop(row.name, None)
                 self._release_port(port)
+
+    def _resume(self, row, desktop_type, info):
+        """Start a stopped container again (its files are in it and in the home volume).
+
+        Docker may report the container's port as still taken for a moment after a stop;
+        if it stays taken, the container is replaced by a new one on another port (the
+        home volume carries the user's files over).
+        """
+        for attempt in range(RESUME_ATTEMPTS):
+            try:
+                self.spawner.start(info.id)
+                return
+            except PortTaken:
+                gevent.sleep(0.5 * (attempt + 1))
+        log.warning("the port of %s stays taken; replacing its container", row.name)
+        self.spawner.remove(info.id)
+        self._set(row, container_id=None, host_port=None)
+        port = self._reserve_port()
+        try:
+            self._create(row, desktop_type, port)
+        finally:
+            self._release_port(port)
 
     def _create(self, row, desktop_type, port):
         """Pull if needed, then create and start the container on `port` (reserved)."""
@@ -461,6 +489,199 @@ class Desktops:
     def shutdown(self):
         for greenlet in (self.watcher or []) + list(self.jobs.values()):
             greenlet.kill(block=False)
+
+    # -- for iservdesk cleanup, which runs in a process of its own (see cleanup.py) --
+    #
+    # The portal's start jobs live in the portal's memory, out of sight from here. The portal
+    # writes a desktop's row as pulling or starting before it creates or starts a container,
+    # so such a row, and a container whose desktop has such a row, belong to a job elsewhere
+    # and are left alone. Each action reads its row and asks the engine again just before it
+    # acts, and writes only if the row is still what it decided on (_set_if); the actions are
+    # idempotent, so two cleanups at once do each thing once, or harmlessly twice.
+
+    def _set_if(self, row, expected, **fields):
+        """_set(), but only if the row's `expected` fields (name -> value) still hold in the
+        database: another process may have changed them since `row` was read. True if written."""
+        if fields.get("status") in HALTED and row.status != fields["status"]:
+            fields.setdefault("stopped_at", self.clock())
+        condition = db.Desktop.id == row.id
+        for name, value in expected.items():
+            field = getattr(db.Desktop, name)
+            condition &= field.is_null() if value is None else field == value
+        with db.write(self.database):
+            written = db.Desktop.update(**fields).where(condition).execute() == 1
+        if written:
+            for name, value in fields.items():
+                setattr(row, name, value)
+            self.publish(row)
+        return written
+
+    def reconcile_from_outside(self, now, dry_run=False):
+        """reconcile() for a process that cannot see the portal's start jobs.
+
+        Returns (repairs, strays): the repairs made (with dry_run: that would be made) as
+        lines of text, and the ContainerInfo of labelled containers whose owner or desktop
+        type this installation does not know; what to do with those is the caller's choice.
+        Raises DesktopError when the engine does not answer.
+        """
+        containers = {info.id: info for info in self.spawner.list(self.labels)}
+        rows = list(db.Desktop.select(db.Desktop, db.User).join(db.User))
+        repairs = []
+        for row in rows:
+            if row.status in BUSY or row.container_id is None or \
+                    _repair(row, containers.get(row.container_id), now) is None:
+                continue
+            fresh = db.Desktop.get_or_none(db.Desktop.id == row.id)
+            if fresh is None or fresh.status in BUSY or fresh.container_id != row.container_id:
+                continue
+            fresh.user = row.user
+            change = _repair(fresh, self.spawner.poll(fresh.container_id), now)
+            if change is None:
+                continue
+            text, fields = change
+            if dry_run or self._set_if(fresh, {"status": fresh.status, "container_id": fresh.container_id},
+                                       **fields):
+                repairs.append("%s: %s" % (fresh.name, text))
+        known = {row.container_id for row in rows if row.container_id}
+        strays = []
+        for info in containers.values():
+            if info.id in known:
+                continue
+            owner = db.User.get_or_none(db.User.uuid == info.labels.get(LABEL + "owner", ""))
+            slug = info.labels.get(LABEL + "type", "")
+            if owner is None or slug not in self.catalog:
+                strays.append(info)
+                continue
+            text = self._adopt_from_outside(owner, slug, info, now, dry_run)
+            if text:
+                repairs.append(text)
+        for repair in repairs:
+            log.warning("%sreconciled %s", "dry run: would have " if dry_run else "", repair)
+        return repairs, strays
+
+    def _adopt_from_outside(self, owner, slug, info, now, dry_run):
+        """Give a labelled container without a row the row of its owner and type; the repair
+        as text, or None when a start job owns that row or it has a container already."""
+        name = desktop_name(owner.username, slug)
+        info = self.spawner.poll(info.id)
+        if info is None:
+            return None  # removed meanwhile
+        fields = {"container_id": info.id, "host_port": info.host_port,
+                  "secret": info.environment.get("VNC_PW"), "message": "",
+                  "status": "running" if info.state == "running" else "stopped"}
+        if fields["status"] == "stopped":
+            fields["stopped_at"] = now
+        with db.write(self.database):
+            row = db.Desktop.get_or_none((db.Desktop.user == owner) & (db.Desktop.desktop_type == slug))
+            if row is not None and (row.status in BUSY or row.container_id):
+                if row.container_id and row.container_id != info.id:
+                    log.warning("container %s is labelled as desktop %s, which has another container; "
+                                "left alone", info.name, name)
+                return None
+            if dry_run:
+                return "%s: adopted container %s" % (name, info.name)
+            if row is None:
+                row = db.Desktop.create(user=owner, desktop_type=slug, name=name, status="new", created_at=now)
+            db.Desktop.update(**fields).where(db.Desktop.id == row.id).execute()
+        for field, value in fields.items():
+            setattr(row, field, value)
+        self.publish(row)
+        return "%s: adopted container %s" % (name, info.name)
+
+    def stop_if_idle(self, row, now, idle_timeout, dry_run=False):
+        """Stop the desktop if, at `now`, it still runs and has been unused for `idle_timeout`.
+
+        The proxy writes last_access_at on every request and every minute while a viewer's
+        WebSocket is open, so a desktop on someone's screen is never idle. Returns True when
+        it was stopped (dry_run: would be). The container and its files stay.
+        """
+        with self.locks[row.name]:
+            fresh = db.Desktop.get_or_none(db.Desktop.id == row.id)
+            if fresh is None or fresh.status != "running" or not fresh.container_id:
+                return False
+            idle = now - last_used_at(fresh)
+            if idle < idle_timeout:
+                return False
+            info = self.spawner.poll(fresh.container_id)
+            if info is None or info.state != "running":
+                return False  # reconciling is another step's business
+            if not dry_run:
+                expected = {"status": "running", "container_id": fresh.container_id,
+                            "last_access_at": fresh.last_access_at}
+                # The row first: if the portal or its user touched it meanwhile, keep it running.
+                if not self._set_if(fresh, expected, status="stopped", stopped_at=now,
+                                    message="Stopped after %s without use; your files are kept. "
+                                            "Start it again to continue." % human_duration(idle_timeout)):
+                    return False
+                self.spawner.stop(fresh.container_id)
+                with db.write(self.database):
+                    db.record("desktop.stop", actor="cleanup", target=fresh.name, reason="idle",
+                              idle_minutes=int(idle.total_seconds() // 60))
+            log.info("cleanup %s desktop %s: unused for %s (IDLE_TIMEOUT %s)",
+                     "would stop" if dry_run else "stopped", fresh.name, human_duration(idle), human_duration(idle_timeout))
+            return True
+
+    def remove_if_stopped(self, row, now, after, dry_run=False):
+        """Remove the desktop's container if, at `now`, it has been stopped (or failed) for
+        `after`. The home volume stays. Returns True when removed (dry_run: would be)."""
+        with self.locks[row.name]:
+            fresh = db.Desktop.get_or_none(db.Desktop.id == row.id)
+            if fresh is None or fresh.status not in HALTED or not fresh.container_id:
+                return False
+            if fresh.stopped_at is None:
+                # Stopped by an older version that did not record when: count from now.
+                if not dry_run:
+                    self._set_if(fresh, {"status": fresh.status, "stopped_at": None}, stopped_at=now)
+                return False
+            stopped_for = now - fresh.stopped_at
+            if stopped_for < after:
+                return False
+            info = self.spawner.poll(fresh.container_id)
+            if info is None or info.state == "running":
+                return False  # gone or running again: reconciling is another step's business
+            if not dry_run:
+                expected = {"status": fresh.status, "container_id": fresh.container_id,
+                            "stopped_at": fresh.stopped_at}
+                # The row first: a start the portal began meanwhile wins, and finds no container.
+                if not self._set_if(fresh, expected, status="removed", container_id=None, host_port=None,
+                                    secret=None, message="Removed after %s unused; your files are kept. "
+                                    "Starting it again sets up a fresh desktop." % human_duration(after)):
+                    return False
+                self.spawner.remove(info.id)
+                with db.write(self.database):
+                    db.record("desktop.remove", actor="cleanup", target=fresh.name, reason="stopped",
+                              stopped_days=stopped_for.days)
+            log.info("cleanup %s desktop %s: stopped for %s (REMOVE_STOPPED_AFTER %s; home volume kept)",
+                     "would remove" if dry_run else "removed", fresh.name, human_duration(stopped_for), human_duration(after))
+            return True
+
+
+def last_used_at(row):
+    """When the desktop was last used: the proxy's last access, else its start or creation."""
+    return row.last_access_at or row.started_at or row.created_at
+
+
+def _repair(row, info, now):
+    """(text, fields) that make `row` agree with the container `info` (None: gone), or None."""
+    if info is None:
+        return "container gone", {"status": "removed", "container_id": None, "host_port": None,
+                                  "secret": None, "message": "The desktop was removed outside iservdesk."}
+    if info.state == "running" and row.status != "running":
+        return "running again", {"status": "running", "host_port": info.host_port, "message": ""}
+    if info.state != "running" and row.status == "running":
+        return "stopped", {"status": "stopped", "stopped_at": now,
+                           "message": "The desktop was stopped outside iservdesk."}
+    return None
+
+
+def human_duration(duration):
+    """'2 hours', '7 days', '90 minutes': a timedelta as an operator or a student reads it."""
+    seconds = int(duration.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and (seconds % size == 0 or seconds >= 2 * size):
+            count = seconds // size
+            return "%d %s%s" % (count, unit, "" if count == 1 else "s")
+    return "%d seconds" % seconds
 
 
 def _bindable(port):

@@ -36,6 +36,8 @@ STATUS_TEXT = {
     "error": ("Dieser Desktop konnte nicht starten.", "This desktop could not start."),
 }
 
+BUSY = ("pulling", "starting", "new")
+
 STATUS_PAGE = """<!doctype html>
 <html lang="de"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <meta name="csrf-token" content="{csrf}">
@@ -44,7 +46,7 @@ STATUS_PAGE = """<!doctype html>
 <h1>{name}</h1>
 <p id="status-de" lang="de">{text_de}</p><p id="status-en" lang="en">{text_en}</p>
 <p id="message">{message}</p>
-<progress id="progress" max="100" {progress}></progress>
+<progress id="progress" max="100" {progress} {progress_hidden}></progress>
 <p><button id="start" type="button" {start_hidden}>Starten / Start</button>
 <a href="/">Zur Übersicht / Back to the overview</a></p>
 </main><script src="/static/desktop-status.js"></script></body></html>"""
@@ -102,7 +104,8 @@ def add_routes(app):
             name=html.escape(desktop_type.name["de"] if desktop_type else row.name),
             text_de=text_de, text_en=text_en, message=html.escape(row.message or ""),
             progress='value="%d"' % progress if progress is not None else "",
-            start_hidden="" if row.status in ("stopped", "removed", "error", "running") else "hidden")
+            progress_hidden="" if row.status in BUSY else "hidden",
+            start_hidden="hidden" if row.status in BUSY else "")
 
     def owner_check(identity, row):
         if identity.user.id == row.user_id:
@@ -163,7 +166,7 @@ def add_routes(app):
         if row.status != "running" or not row.container_id or not row.host_port:
             if websocket is not None:
                 raise IServDeskError("The desktop is not running.", status=409, code="desktop_not_running")
-            return status_page(identity, row, 503 if row.status in ("pulling", "starting", "new") else 409)
+            return status_page(identity, row, 503 if row.status in BUSY else 409)
 
         port, secret = row.host_port, row.secret
         desktops.record_access(row, clock())

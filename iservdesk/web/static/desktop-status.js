@@ -29,6 +29,7 @@
       progress.value = body.progress;
     }
     document.getElementById("start").hidden = busy.indexOf(body.status) >= 0;
+    progress.hidden = busy.indexOf(body.status) < 0;
     main.dataset.status = body.status;
   }
 

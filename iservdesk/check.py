@@ -1,0 +1,250 @@
+"""`iservdesk check`: is this installation ready to serve? One line per check: OK, WARN or FAIL.
+
+The checks look and probe; they change nothing (the database is not migrated, no image is
+pulled, nothing is written to the engine). Every line that is not OK says what to do.
+Exit status: 0 when nothing FAILs, 1 when something does, 2 when the configuration cannot
+be loaded (every later check needs it).
+"""
+
+import dataclasses
+import logging
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.parse
+
+from . import config as configmodule, db
+
+OK, WARN, FAIL = "OK", "WARN", "FAIL"
+SERVICE_USER = "iservdesk"
+NGINX_TIMEOUT = 30  # seconds for `nginx -T`
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    status: str  # OK, WARN or FAIL
+    name: str
+    text: str
+
+    def line(self):
+        return "%-4s %s: %s" % (self.status, self.name, self.text)
+
+
+def main(path, environ=None, out=None, nginx=("nginx",)):
+    """Run every check for the settings file `path`, print one line each; return the exit status.
+
+    `nginx` is the command (and options, e.g. `-c FILE`) whose `-T` shows the nginx
+    configuration.
+    """
+    out = out or sys.stdout
+    try:
+        config = load(path, environ)
+    except configmodule.ConfigError as error:
+        print(error, file=out)
+        return 2
+    print(Result(OK, "configuration", "%s is valid" % (path or "(environment)")).line(), file=out)
+    failed = False
+    for result in run_checks(config, nginx):
+        print(result.line(), file=out, flush=True)
+        failed = failed or result.status == FAIL
+    return 1 if failed else 0
+
+
+def load(path, environ=None):
+    """The loaded configuration, or ConfigError with a FAIL line that says what to edit."""
+    if path and not os.path.exists(path):
+        raise configmodule.ConfigError(Result(FAIL, "configuration", (
+            "%s does not exist. Create it from the template: `iservdesk settings > %s`, then set "
+            "PUBLIC_URL, SECRET_KEY (`openssl rand -hex 32`), OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET "
+            "and OAUTH_ISSUER; or name another file with --config or $ISERVDESK_CONFIG.")
+            % (path, path)).line())
+    try:
+        return configmodule.load(path, environ)
+    except configmodule.ConfigError as error:
+        raise configmodule.ConfigError(Result(FAIL, "configuration", (
+            "%s. Edit %s (`iservdesk settings` lists every setting with its meaning)."
+            % (error, path or "the environment"))).line()) from None
+
+
+def run_checks(config, nginx=("nginx",)):
+    """Yield a Result per check of a loaded configuration, slowest (network) last."""
+    from .desktops import catalog as catalogmodule
+    from .desktops.docker import DockerSpawner
+    from .errors import DesktopError
+
+    yield check_database(config)
+    spawner = DockerSpawner(config.docker_url, timeout=config.docker_timeout)
+    try:
+        version = spawner.ping()
+        yield Result(OK, "Docker engine", "version %s at %s" % (version, config.docker_url))
+    except DesktopError as error:
+        spawner = None
+        yield Result(FAIL, "Docker engine", "%s. Start it (`systemctl start docker`); the service "
+                     "user %s needs the group docker." % (error, SERVICE_USER))
+    try:
+        catalog = catalogmodule.load(config.desktops_file, config.kasm_image)
+        yield Result(OK, "catalog", "%d desktop types in %s" % (len(list(catalog)), config.desktops_file))
+    except catalogmodule.CatalogError as error:
+        catalog = None
+        yield Result(FAIL, "catalog", "%s. Fix the file (packaging/desktops.toml shows every field)." % error)
+    if spawner is not None and catalog is not None:
+        for image in sorted({desktop_type.image for desktop_type in catalog}):
+            yield check_image(spawner, image)
+    if spawner is not None:
+        yield check_ports(config, spawner)
+    yield check_identity_provider(config)
+    yield check_redirect_uri(config)
+    if config.public_url.startswith("https://"):
+        yield Result(OK, "PUBLIC_URL", config.public_url)
+    else:
+        yield Result(WARN, "PUBLIC_URL", "%s is plain http: sign-ins and sessions travel unencrypted "
+                     "and cookies are not Secure. Put nginx with TLS in front and set an https:// "
+                     "address (SSL_SETUP.md)." % config.public_url)
+    if config.vnc_password:
+        yield Result(WARN, "VNC_PASSWORD", "set: every desktop container shares this one password. "
+                     "Leave it empty, and each container gets its own random one.")
+    else:
+        yield Result(OK, "VNC_PASSWORD", "empty: each container gets its own random password")
+    yield check_nginx(config, nginx)
+
+
+def check_database(config):
+    path = config.database_uri
+    if not os.path.exists(path):
+        return Result(FAIL, "database", "%s does not exist. Create it with `iservdesk init-db` "
+                      "(as the service user, or chown it to %s afterwards)." % (path, SERVICE_USER))
+    for target in (path, os.path.dirname(path)):
+        if not os.access(target, os.W_OK):
+            return Result(FAIL, "database", "%s is not writable for %s. `chown %s: %s`." % (
+                target, pwd.getpwuid(os.getuid()).pw_name, SERVICE_USER, target))
+    try:
+        database = db.open_database(path)
+        try:
+            with database.connection_context():
+                db.check(database)
+                # Take the write lock once: proves no other process holds the file hostage.
+                with db.write(database) as transaction:
+                    transaction.rollback()
+        finally:
+            database.close()
+    except db.DatabaseError as error:
+        return Result(FAIL, "database", "%s: %s" % (path, error))
+    except db.peewee.OperationalError as error:
+        return Result(FAIL, "database", "%s: %s" % (path, error))
+    owner = _owner_problem(path)
+    if owner:
+        return Result(WARN, "database", owner)
+    return Result(OK, "database", "%s is writable, schema version %d" % (path, db.SCHEMA_VERSION))
+
+
+def _owner_problem(path):
+    """When root checks a system installation: the service user must own the database."""
+    try:
+        service = pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        return None  # no system installation here (a development checkout)
+    if os.getuid() == 0 and os.stat(path).st_uid != service.pw_uid:
+        return ("%s is not owned by %s, who runs the service: `chown %s: %s*`"
+                % (path, SERVICE_USER, SERVICE_USER, path))
+    return None
+
+
+def check_image(spawner, image):
+    from .errors import DesktopError
+    try:
+        if spawner.has_image(image):
+            return Result(OK, "image", "%s is present" % image)
+    except DesktopError as error:
+        return Result(FAIL, "image", "%s: %s" % (image, error))
+    return Result(WARN, "image", "%s is not on this host: it is pulled at the first start, which keeps "
+                  "that student waiting for minutes. Pull it now: `docker pull %s`." % (image, image))
+
+
+def check_ports(config, spawner):
+    from .errors import DesktopError
+    ports = config.host_port_range
+    try:
+        held = spawner.held_ports()
+    except DesktopError as error:
+        return Result(FAIL, "HOST_PORT_RANGE", str(error))
+    free = [port for port in ports if port not in held and _bindable(port)]
+    described = "%d-%d: %d of %d ports free" % (ports[0], ports[-1], len(free), len(ports))
+    if not free:
+        return Result(FAIL, "HOST_PORT_RANGE", "%s; no desktop can start. Widen the range, or free its "
+                      "ports." % described)
+    if len(free) < config.max_desktops:
+        return Result(WARN, "HOST_PORT_RANGE", "%s, fewer than MAX_DESKTOPS (%d). Widen the range."
+                      % (described, config.max_desktops))
+    return Result(OK, "HOST_PORT_RANGE", described)
+
+
+def _bindable(port):
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+class _Remember(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def check_identity_provider(config):
+    from . import oidc
+    # oidc.py logs the reason of a failed discovery; the line should carry it.
+    remember = _Remember()
+    logger = logging.getLogger(oidc.__name__)
+    logger.addHandler(remember)
+    level, logger.level = logger.level, logging.WARNING
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        metadata = oidc.Provider(config).metadata()
+    except oidc.LoginError:
+        reason = remember.messages[0] if remember.messages else "no answer"
+        return Result(FAIL, "identity provider", "no discovery document for OAUTH_ISSUER %s (%s). Check "
+                      "the address, and that this server reaches IServ: `curl %s/.well-known/"
+                      "openid-configuration`." % (config.oauth_issuer, reason, config.oauth_issuer))
+    finally:
+        logger.removeHandler(remember)
+        logger.level, logger.propagate = level, propagate
+    return Result(OK, "identity provider", "discovery answers; issuer %s" % metadata["issuer"])
+
+
+def check_redirect_uri(config):
+    expected = config.public_url + "/authorize"
+    if config.oauth_redirect_uri != expected:
+        return Result(WARN, "redirect URI", "OAUTH_REDIRECT_URI is %s, but the portal answers sign-ins at "
+                      "%s. Unless a proxy maps one to the other, set it (and the client in IServ) to %s."
+                      % (config.oauth_redirect_uri, expected, expected))
+    return Result(OK, "redirect URI", "%s (register exactly this in IServ)" % expected)
+
+
+def check_nginx(config, nginx):
+    if shutil.which(nginx[0]) is None:
+        return Result(WARN, "nginx", "not installed. Users need TLS in front of the portal: `apt-get "
+                      "install nginx-light`, then install the site (README, section nginx).")
+    try:
+        answer = subprocess.run(list(nginx) + ["-T"], capture_output=True, text=True, timeout=NGINX_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return Result(FAIL, "nginx", "`nginx -T` did not run: %s" % error)
+    if answer.returncode != 0:
+        lines = [line for line in answer.stderr.splitlines() if "[emerg]" in line or "failed" in line]
+        return Result(FAIL, "nginx", "`nginx -t` fails: %s. Fix the configuration, then `systemctl "
+                      "reload nginx`." % (lines[0] if lines else answer.stderr.strip()[-300:]))
+    host, port = config.listen
+    address = re.escape("%s:%d" % (urllib.parse.quote(host, safe=":"), port))
+    if not re.search(r"(\bserver\s+|\bproxy_pass\s+https?://)%s\b" % address, answer.stdout):
+        return Result(WARN, "nginx", "the configuration is valid, but no site proxies to LISTEN %s:%d. Install "
+                      "nginx/iservdesk.conf (README, section nginx)." % (host, port))
+    return Result(OK, "nginx", "the configuration is valid and proxies to %s:%d" % (host, port))

@@ -1,0 +1,146 @@
+"""A real browser (headless Chromium) through the portal's proxy: sign in at the
+development identity provider, open a demo desktop at /desktop/<name>/, see noVNC
+connected; and a page served from inside a desktop cannot use the portal as the viewer."""
+
+import json
+
+import pytest
+
+from selenium.webdriver.common.by import By
+
+import browser
+from flows import PASSWORDS
+from test_desktops import wait_status
+from test_proxy import point_at, row_of
+from upstream import Upstream
+
+
+def browser_sign_in(driver, portal_url, username):
+    """Sign in through the provider's form, as a person would."""
+    driver.get(portal_url + "/login")
+    browser.wait_until(driver, lambda d: d.find_elements(By.ID, "username"), 20, "the login form")
+    driver.find_element(By.ID, "username").send_keys(username)
+    driver.find_element(By.ID, "password").send_keys(PASSWORDS[username])
+    driver.find_element(By.CSS_SELECTOR, 'button[value="login"]').click()
+    browser.wait_until(driver, lambda d: d.current_url.startswith(portal_url + "/")
+                       and "/login" not in d.current_url, 20, "the way back to the portal")
+
+
+class BrowserClient:
+    """API calls made with the browser's own session (cookie + CSRF token), via requests."""
+
+    def __init__(self, driver, portal_url):
+        import requests
+        self.url = portal_url
+        self.session = requests.Session()
+        self.session.cookies.set("iservdesk_session", driver.get_cookie("iservdesk_session")["value"])
+        self.csrf = self.session.get(portal_url + "/session", timeout=30).json()["csrf_token"]
+        self.username = self.session.get(portal_url + "/session", timeout=30).json()["username"]
+
+    def get(self, path, **kwargs):
+        return self.session.get(self.url + path, timeout=30, **kwargs)
+
+    def post(self, path, **kwargs):
+        return self.session.post(self.url + path, headers={"X-CSRF-Token": self.csrf}, timeout=30, **kwargs)
+
+
+def connected_and_drawn(driver):
+    state = browser.novnc_state(driver)
+    return state if state["connected"] and browser.canvas_not_blank(state) else None
+
+
+@pytest.mark.parametrize("slug", ["demo", "strict"])
+def test_browser_opens_a_desktop_through_the_proxy_and_novnc_connects(signed_in_portal, chromium, demo_image,
+                                                                      slug):
+    # "strict": the desktop refuses any handshake but the browser's own, as KasmVNC does.
+    portal, _ = signed_in_portal()
+    driver = chromium()
+    browser_sign_in(driver, portal.url, "max.muster")
+    api = BrowserClient(driver, portal.url)
+    api.post("/api/container/start", params={"desktop_type": slug})
+    wait_status(api, slug, "running")
+
+    name = "max.muster-" + slug
+    state = browser.load(driver, portal.url + "/desktop/" + name, connected_and_drawn, 30,
+                         "noVNC to connect through the proxy", describe=browser.novnc_state)
+    assert driver.current_url.startswith(portal.url + "/desktop/%s/?" % name)
+    assert "path=desktop%%2F%s%%2Fwebsockify" % name in driver.current_url
+    assert "demo-desktop" in state["title"]
+    assert not state["credentials_asked"]
+    browser.save_screenshot(driver, "proxy-novnc-connected-" + slug)
+
+
+def test_starting_page_follows_progress_and_continues_to_the_desktop(signed_in_portal, chromium, demo_image):
+    portal, _ = signed_in_portal()
+    driver = chromium()
+    browser_sign_in(driver, portal.url, "ben")
+    api = BrowserClient(driver, portal.url)
+    api.post("/api/container/start", params={"desktop_type": "demo"})
+    wait_status(api, "demo", "running")
+    api.post("/api/container/stop", params={"desktop_type": "demo"})
+    driver.get(portal.url + "/desktop/ben-demo/vnc.html")
+    browser.wait_until(driver, lambda d: d.find_elements(By.ID, "start"), 20, "the status page")
+    assert "gestoppt" in driver.find_element(By.ID, "status-de").text
+    browser.save_screenshot(driver, "proxy-desktop-stopped")
+    driver.find_element(By.ID, "start").click()
+    browser.wait_until(driver, lambda d: "/desktop/ben-demo/?" in d.current_url, 30,
+                       "the page to continue to the desktop by itself")
+    # Loaded again only if Docker's new network interface made Chromium abort the page's
+    # requests (ERR_NETWORK_CHANGED: browser and engine share this host only in tests).
+    browser.load(driver, driver.current_url, connected_and_drawn, 30, "noVNC to connect",
+                 describe=browser.novnc_state)
+
+
+# Everything a hostile page in a desktop (e.g. a file in Kasm's Downloads/) might try
+# against the portal with the viewer's session. Each probe records what it achieved.
+EVIL_PAGE = b"""<!doctype html><html><head><title>evil</title></head><body><pre id="out"></pre>
+<script>
+var results = {};
+function done(name, value) { results[name] = value; document.getElementById("out").textContent = JSON.stringify(results); }
+fetch("/session", {credentials: "include"}).then(r => r.text()).then(t => done("fetch_session", t.slice(0, 80)), e => done("fetch_session", "blocked"));
+fetch("/api/container/list").then(r => r.text()).then(t => done("fetch_list", t.slice(0, 80)), e => done("fetch_list", "blocked"));
+fetch("/api/container/stop?desktop_type=tiny", {method: "POST"}).then(r => done("post_stop", r.status), e => done("post_stop", "blocked"));
+try {
+  var x = new XMLHttpRequest(); x.open("GET", "/session");
+  x.onload = function () { done("xhr_session", x.responseText.slice(0, 80)); };
+  x.onerror = function () { done("xhr_session", "blocked"); };
+  x.send();
+} catch (e) { done("xhr_session", "blocked"); }
+var frame = document.createElement("iframe"); frame.src = "/";
+frame.onload = function () { try { done("iframe_portal", frame.contentDocument.body.innerHTML.slice(0, 80)); } catch (e) { done("iframe_portal", "blocked"); } };
+document.body.appendChild(frame);
+setTimeout(function () { if (!("iframe_portal" in results)) done("iframe_portal", "blocked"); }, 3000);
+var popup = window.open("/", "_blank");
+setTimeout(function () {
+  try { done("popup_portal", popup && popup.document ? popup.document.body.innerHTML.slice(0, 80) : "blocked"); }
+  catch (e) { done("popup_portal", "blocked"); }
+}, 3000);
+done("cookie", document.cookie);
+</script></body></html>"""
+
+
+def test_a_page_from_inside_a_desktop_cannot_use_the_portal_as_the_viewer(signed_in_portal, chromium,
+                                                                          demo_image, tmp_path):
+    portal, _ = signed_in_portal()
+    driver = chromium()
+    browser_sign_in(driver, portal.url, "admin")
+    api = BrowserClient(driver, portal.url)
+    api.post("/api/container/start", params={"desktop_type": "tiny"})
+    wait_status(api, "tiny", "running")
+    upstream = Upstream(lambda head, body: b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s"
+                        % (len(EVIL_PAGE), EVIL_PAGE))
+    point_at(tmp_path, "admin-tiny", upstream.port)
+
+    driver.get(portal.url + "/desktop/admin-tiny/Downloads/evil.html")
+    expected = {"fetch_session", "fetch_list", "post_stop", "xhr_session", "iframe_portal", "popup_portal", "cookie"}
+    results = browser.wait_until(
+        driver, lambda d: (lambda r: r if expected <= set(r) else None)(
+            json.loads(d.find_element(By.ID, "out").text or "{}")), 20, "the page's probes")
+    browser.save_screenshot(driver, "proxy-hostile-page-blocked")
+    assert results == {"fetch_session": "blocked", "fetch_list": "blocked", "post_stop": "blocked",
+                       "xhr_session": "blocked", "iframe_portal": "blocked", "popup_portal": "blocked",
+                       "cookie": ""}, results
+    assert row_of(tmp_path, "admin-tiny")["status"] == "running"
+    # ... while the viewer's own session is untouched.
+    assert api.get("/session").json()["username"] == "admin"
+    upstream.close()
