@@ -7,7 +7,8 @@ DEMO_IMAGE := $(shell scripts/build-demo-desktop --print-tag)
 # Debian packages: what the portal imports, then what tests and tools need.
 RUNTIME_DEBS := python3 python3-bottle python3-authlib python3-docker python3-peewee \
 	python3-gevent python3-gevent-websocket python3-requests python3-dotenv python3-cheroot
-TEST_DEBS := python3-pytest python3-websocket python3-cryptography pyflakes3 docker-registry \
+TEST_DEBS := python3-pytest python3-websocket python3-cryptography python3-selenium pyflakes3 docker-registry \
+	chromium chromium-driver \
 	docker.io mmdebstrap curl ca-certificates openssl
 DEBS := $(RUNTIME_DEBS) $(TEST_DEBS)
 
