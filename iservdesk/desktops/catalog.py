@@ -143,7 +143,7 @@ def _parse(path, slug, table, default_image):
         fail("image", "missing")
     return DesktopType(
         slug=slug, name=texts("name", True), description=texts("description", False),
-        icon=text("icon", "🖥️"), image=image, shm_size=size("shm_size", "512m") or "512m",
+        icon=text("icon", "desktop"), image=image, shm_size=size("shm_size", "512m") or "512m",
         memory=size("memory", ""), cpus=number("cpus", float), pids=number("pids", int),
         allowed=tuple(item.strip().lower() for item in allowed if item.strip()),
         environment={name: str(value) for name, value in environment.items()})

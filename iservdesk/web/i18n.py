@@ -1,0 +1,166 @@
+"""German and English: every text of the web interface, one catalogue per language.
+
+The language comes from the `iservdesk_lang` cookie (set by the switch), else from
+Accept-Language, else German. A test fails when a key is missing in one catalogue.
+"""
+
+LANGUAGES = ("de", "en")
+DEFAULT = "de"
+COOKIE = "iservdesk_lang"
+
+CATALOGUES = {
+    "de": {
+        "app.title": "Desktops",
+        "app.tagline": "Dein Computer im Browser – mit deinem IServ-Konto.",
+        "login.button": "Mit IServ anmelden",
+        "login.hint": "Melde dich mit deinem IServ-Konto an, um deine Desktops zu sehen.",
+        "header.signed_in_as": "Angemeldet als",
+        "header.logout": "Abmelden",
+        "header.admin": "Verwaltung",
+        "header.language": "Sprache",
+        "header.home": "Übersicht",
+        "desktops.heading": "Deine Desktops",
+        "desktops.none": "Für dein Konto ist kein Desktop freigegeben.",
+        "status.absent": "Noch nicht gestartet",
+        "status.new": "Startet …",
+        "status.pulling": "Wird vorbereitet …",
+        "status.starting": "Startet …",
+        "status.running": "Läuft",
+        "status.stopped": "Gestoppt",
+        "status.removed": "Entfernt",
+        "status.error": "Fehler",
+        "card.last_access": "Zuletzt benutzt",
+        "card.never": "noch nie",
+        "action.start": "Starten",
+        "action.open": "Öffnen",
+        "action.stop": "Stoppen",
+        "action.remove": "Entfernen",
+        "action.retry": "Nochmal versuchen",
+        "confirm.remove": "Desktop „{name}“ entfernen? Deine Dateien im Home-Ordner bleiben erhalten.",
+        "confirm.stop_all": "Wirklich alle {count} laufenden Desktops stoppen?",
+        "progress.pulling": "Wird vorbereitet: {percent} %",
+        "progress.starting": "Dein Desktop startet …",
+        "ready": "Dein Desktop ist bereit.",
+        "error.generic": "Das hat nicht geklappt. Bitte versuche es gleich nochmal.",
+        "error.too_many_desktops": "Gerade sind alle Desktops belegt. Bitte versuche es in ein paar Minuten nochmal.",
+        "error.no_free_port": "Der Server hat gerade keinen Platz für einen weiteren Desktop. Bitte sag deiner Lehrkraft oder der IT Bescheid.",
+        "error.docker_unreachable": "Der Desktop-Dienst ist gerade nicht erreichbar. Bitte versuche es gleich nochmal.",
+        "error.pull_failed": "Der Desktop konnte nicht vorbereitet werden. Bitte sag der IT Bescheid.",
+        "error.start_failed": "Der Desktop ist beim Starten abgestürzt. Bitte versuche es nochmal.",
+        "error.start_timeout": "Der Desktop hat zu lange zum Starten gebraucht. Bitte versuche es nochmal.",
+        "error.unauthenticated": "Du bist nicht mehr angemeldet. Bitte lade die Seite neu.",
+        "error.csrf_failed": "Bitte lade die Seite neu und versuche es nochmal.",
+        "error.forbidden_title": "Kein Zugriff",
+        "error.forbidden_text": "Diese Seite ist nur für Administratorinnen und Administratoren.",
+        "admin.heading": "Verwaltung",
+        "admin.total": "Desktops",
+        "admin.running": "Laufen",
+        "admin.active_users": "Aktive Personen",
+        "admin.filter": "Filtern",
+        "admin.filter_placeholder": "Name, Typ oder Status",
+        "admin.stop_all": "Alle stoppen",
+        "admin.owner": "Person",
+        "admin.type": "Typ",
+        "admin.status": "Status",
+        "admin.created": "Erstellt",
+        "admin.last_access": "Zuletzt benutzt",
+        "admin.port": "Port",
+        "admin.actions": "Aktionen",
+        "admin.empty": "Keine Desktops.",
+        "admin.audit": "Letzte Aktionen",
+        "admin.audit_at": "Zeit",
+        "admin.audit_actor": "Wer",
+        "admin.audit_action": "Was",
+        "admin.audit_target": "Desktop",
+        "admin.stopped_count": "{count} Desktops gestoppt.",
+    },
+    "en": {
+        "app.title": "Desktops",
+        "app.tagline": "Your computer in the browser – with your IServ account.",
+        "login.button": "Sign in with IServ",
+        "login.hint": "Sign in with your IServ account to see your desktops.",
+        "header.signed_in_as": "Signed in as",
+        "header.logout": "Sign out",
+        "header.admin": "Administration",
+        "header.language": "Language",
+        "header.home": "Overview",
+        "desktops.heading": "Your desktops",
+        "desktops.none": "No desktop is available for your account.",
+        "status.absent": "Not started yet",
+        "status.new": "Starting …",
+        "status.pulling": "Preparing …",
+        "status.starting": "Starting …",
+        "status.running": "Running",
+        "status.stopped": "Stopped",
+        "status.removed": "Removed",
+        "status.error": "Error",
+        "card.last_access": "Last used",
+        "card.never": "never",
+        "action.start": "Start",
+        "action.open": "Open",
+        "action.stop": "Stop",
+        "action.remove": "Remove",
+        "action.retry": "Try again",
+        "confirm.remove": "Remove the desktop “{name}”? The files in your home folder are kept.",
+        "confirm.stop_all": "Really stop all {count} running desktops?",
+        "progress.pulling": "Preparing: {percent} %",
+        "progress.starting": "Your desktop is starting …",
+        "ready": "Your desktop is ready.",
+        "error.generic": "That did not work. Please try again in a moment.",
+        "error.too_many_desktops": "All desktops are in use right now. Please try again in a few minutes.",
+        "error.no_free_port": "The server has no room for another desktop right now. Please tell your teacher or IT.",
+        "error.docker_unreachable": "The desktop service cannot be reached right now. Please try again in a moment.",
+        "error.pull_failed": "The desktop could not be prepared. Please tell IT.",
+        "error.start_failed": "The desktop crashed while starting. Please try again.",
+        "error.start_timeout": "The desktop took too long to start. Please try again.",
+        "error.unauthenticated": "You are no longer signed in. Please reload the page.",
+        "error.csrf_failed": "Please reload the page and try again.",
+        "error.forbidden_title": "No access",
+        "error.forbidden_text": "This page is for administrators only.",
+        "admin.heading": "Administration",
+        "admin.total": "Desktops",
+        "admin.running": "Running",
+        "admin.active_users": "Active people",
+        "admin.filter": "Filter",
+        "admin.filter_placeholder": "Name, type or status",
+        "admin.stop_all": "Stop all",
+        "admin.owner": "Person",
+        "admin.type": "Type",
+        "admin.status": "Status",
+        "admin.created": "Created",
+        "admin.last_access": "Last used",
+        "admin.port": "Port",
+        "admin.actions": "Actions",
+        "admin.empty": "No desktops.",
+        "admin.audit": "Recent actions",
+        "admin.audit_at": "When",
+        "admin.audit_actor": "Who",
+        "admin.audit_action": "What",
+        "admin.audit_target": "Desktop",
+        "admin.stopped_count": "{count} desktops stopped.",
+    },
+}
+
+
+def choose(cookie, accept_language):
+    """The language for a request: the remembered choice, else the browser's preference."""
+    if cookie in LANGUAGES:
+        return cookie
+    weighted = []
+    for part in (accept_language or "").split(","):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        weighted.append((quality, tag.strip().lower().split("-")[0]))
+    for _, language in sorted(weighted, key=lambda item: -item[0]):
+        if language in LANGUAGES:
+            return language
+    return DEFAULT
+
+
+def texts(language):
+    return CATALOGUES.get(language, CATALOGUES[DEFAULT])

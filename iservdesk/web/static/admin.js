@@ -1,0 +1,96 @@
+// The admin panel: statistics and every desktop, updated live from /api/events; stop,
+// remove, stop all (with a confirmation that says how many), and a filter box.
+"use strict";
+(function () {
+  var d = iservdesk;
+  var body = document.querySelector("#containers tbody");
+  var filter = document.getElementById("filter");
+  var current = [];
+
+  function cell(content) {
+    var td = document.createElement("td");
+    if (typeof content === "string" || typeof content === "number") { td.textContent = content; }
+    else if (content) { td.appendChild(content); }
+    return td;
+  }
+
+  function render() {
+    var needle = filter.value.trim().toLowerCase();
+    body.replaceChildren();
+    var shown = current.filter(function (row) {
+      return !needle || [row.owner, row.owner_name, row.desktop_type, row.status, d.t("status." + row.status)]
+        .join(" ").toLowerCase().indexOf(needle) >= 0;
+    });
+    shown.forEach(function (row) {
+      var tr = document.createElement("tr");
+      tr.dataset.name = row.name;
+      tr.dataset.id = row.container_id || row.name;
+      var owner = document.createElement("span");
+      owner.textContent = row.owner_name + " (" + row.owner + ")";
+      var badge = document.createElement("span");
+      badge.className = "badge " + row.status;
+      badge.textContent = d.t("status." + row.status);
+      var actions = document.createElement("span");
+      actions.className = "actions";
+      if (["running", "starting", "pulling", "new"].indexOf(row.status) >= 0) {
+        var stop = d.button(d.t("action.stop"), "stop");
+        stop.setAttribute("aria-label", d.t("action.stop") + " " + row.name);
+        actions.appendChild(stop);
+      }
+      var remove = d.button(d.t("action.remove"), "remove", "danger");
+      remove.setAttribute("aria-label", d.t("action.remove") + " " + row.name);
+      actions.appendChild(remove);
+      [cell(owner), cell(row.desktop_type), cell(badge), cell(d.timeElement(row.created_at)),
+       cell(d.timeElement(row.last_access_at)), cell(row.host_port || "–"), cell(actions)]
+        .forEach(function (td) { tr.appendChild(td); });
+      body.appendChild(tr);
+    });
+    if (!shown.length) {
+      var tr = document.createElement("tr");
+      var td = cell(d.t("admin.empty"));
+      td.colSpan = 7;
+      tr.appendChild(td);
+      body.appendChild(tr);
+    }
+  }
+
+  function load() {
+    return d.api("GET", "/api/admin/containers").then(function (answer) {
+      current = answer.containers;
+      document.getElementById("stat-total").textContent = answer.statistics.total;
+      document.getElementById("stat-running").textContent = answer.statistics.running;
+      document.getElementById("stat-users").textContent = answer.statistics.active_users;
+      render();
+    }).catch(function (error) { d.notice(error.message); });
+  }
+
+  body.addEventListener("click", function (event) {
+    var target = event.target.closest("button[data-action]");
+    if (!target) { return; }
+    var row = target.closest("tr");
+    var action = target.dataset.action;
+    if (action === "remove" && !window.confirm(d.t("confirm.remove", {name: row.dataset.name}))) { return; }
+    var path = "/api/admin/container/" + encodeURIComponent(row.dataset.id) + "/" + action;
+    d.api(action === "remove" ? "DELETE" : "POST", path).then(load).catch(function (error) { d.notice(error.message); });
+  });
+
+  document.getElementById("stop-all").addEventListener("click", function () {
+    var running = current.filter(function (row) { return ["running", "starting", "pulling", "new"].indexOf(row.status) >= 0; });
+    if (!window.confirm(d.t("confirm.stop_all", {count: running.length}))) { return; }
+    d.api("POST", "/api/admin/containers/stop-all").then(function (answer) {
+      d.notice(d.t("admin.stopped_count", {count: answer.stopped}));
+      return load();
+    }).catch(function (error) { d.notice(error.message); });
+  });
+
+  filter.addEventListener("input", render);
+  var pending = null;
+  load().then(function () {
+    d.events(function () {
+      // A burst of changes (stop all) reloads the table once.
+      if (pending) { return; }
+      pending = window.setTimeout(function () { pending = null; load(); }, 150);
+    });
+  });
+  document.querySelectorAll("#audit time[datetime]").forEach(function (time) { time.replaceWith(d.timeElement(time.dateTime)); });
+})();

@@ -1,0 +1,77 @@
+// Shared by the portal's pages: texts of the page's language, API calls with the CSRF
+// token, relative times ("vor 5 Minuten") with the exact time on hover.
+"use strict";
+var iservdesk = (function () {
+  var texts = JSON.parse(document.getElementById("i18n").textContent);
+  var lang = document.documentElement.lang || "de";
+  var csrf = document.querySelector('meta[name="csrf-token"]').content;
+
+  function t(key, values) {
+    var text = texts[key] || key;
+    Object.keys(values || {}).forEach(function (name) {
+      text = text.split("{" + name + "}").join(values[name]);
+    });
+    return text;
+  }
+
+  function errorText(body) {
+    var code = body && body.error;
+    return texts["error." + code] || (body && body.message) || texts["error.generic"];
+  }
+
+  // Resolves with the JSON body; rejects with a text a student understands.
+  function api(method, path) {
+    var options = {method: method, credentials: "same-origin", headers: {"Accept": "application/json"}};
+    if (method !== "GET") { options.headers["X-CSRF-Token"] = csrf; }
+    return fetch(path, options).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (body) {
+        if (!response.ok) { throw new Error(errorText(body)); }
+        return body;
+      });
+    }, function () { throw new Error(texts["error.generic"]); });
+  }
+
+  var relative = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(lang, {numeric: "auto"}) : null;
+  var exact = new Intl.DateTimeFormat(lang, {dateStyle: "medium", timeStyle: "short"});
+
+  function timeElement(iso) {
+    var element = document.createElement("time");
+    if (!iso) { element.textContent = t("card.never"); return element; }
+    var date = new Date(iso);
+    element.dateTime = iso;
+    element.title = exact.format(date);
+    var seconds = Math.round((date.getTime() - Date.now()) / 1000);
+    var units = [["year", 31536000], ["month", 2592000], ["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
+    var text = exact.format(date);
+    if (relative) {
+      for (var i = 0; i < units.length; i++) {
+        if (Math.abs(seconds) >= units[i][1] || units[i][0] === "second") {
+          text = relative.format(Math.round(seconds / units[i][1]), units[i][0]);
+          break;
+        }
+      }
+    }
+    element.textContent = text;
+    return element;
+  }
+
+  function button(label, action, className) {
+    var element = document.createElement("button");
+    element.type = "button";
+    element.textContent = label;
+    element.dataset.action = action;
+    if (className) { element.className = className; }
+    return element;
+  }
+
+  // Server-Sent Events: call onEvent(desktop) for each change; EventSource reconnects.
+  function events(onEvent) {
+    var source = new EventSource("/api/events");
+    source.addEventListener("desktop", function (event) { onEvent(JSON.parse(event.data)); });
+    return source;
+  }
+
+  function notice(text) { document.getElementById("notice").textContent = text || ""; }
+
+  return {t: t, api: api, timeElement: timeElement, button: button, events: events, notice: notice, lang: lang};
+})();

@@ -1,0 +1,37 @@
+% rebase("base.tpl", **locals())
+<h1>{{t["admin.heading"]}}</h1>
+<section class="stats" aria-live="polite">
+  <div class="stat"><span class="number" id="stat-total">–</span><span>{{t["admin.total"]}}</span></div>
+  <div class="stat"><span class="number" id="stat-running">–</span><span>{{t["admin.running"]}}</span></div>
+  <div class="stat"><span class="number" id="stat-users">–</span><span>{{t["admin.active_users"]}}</span></div>
+</section>
+<div class="toolbar">
+  <label for="filter">{{t["admin.filter"]}}</label>
+  <input id="filter" type="search" placeholder="{{t['admin.filter_placeholder']}}" autocomplete="off">
+  <button id="stop-all" type="button" class="danger">{{t["admin.stop_all"]}}</button>
+</div>
+<p id="notice" class="notice" role="status" aria-live="polite"></p>
+<div class="table-wrap">
+<table id="containers">
+  <thead><tr>
+    <th scope="col">{{t["admin.owner"]}}</th><th scope="col">{{t["admin.type"]}}</th>
+    <th scope="col">{{t["admin.status"]}}</th><th scope="col">{{t["admin.created"]}}</th>
+    <th scope="col">{{t["admin.last_access"]}}</th><th scope="col">{{t["admin.port"]}}</th>
+    <th scope="col">{{t["admin.actions"]}}</th>
+  </tr></thead>
+  <tbody></tbody>
+</table>
+</div>
+<h2>{{t["admin.audit"]}}</h2>
+<div class="table-wrap">
+<table id="audit">
+  <thead><tr><th scope="col">{{t["admin.audit_at"]}}</th><th scope="col">{{t["admin.audit_actor"]}}</th>
+  <th scope="col">{{t["admin.audit_action"]}}</th><th scope="col">{{t["admin.audit_target"]}}</th></tr></thead>
+  <tbody>
+  % for event in audit:
+  <tr><td><time datetime="{{event.at.isoformat()}}">{{event.at.isoformat()}}</time></td><td>{{event.actor}}</td>
+  <td>{{event.action}}</td><td>{{event.target}}</td></tr>
+  % end
+  </tbody>
+</table>
+</div>
