@@ -12,7 +12,7 @@ TEST_DEBS := python3-pytest python3-websocket python3-cryptography python3-selen
 	docker.io mmdebstrap curl ca-certificates openssl
 DEBS := $(RUNTIME_DEBS) $(TEST_DEBS)
 
-.PHONY: deps dockerd demo-image test run bench lint docs help
+.PHONY: deps dockerd demo-image test run bench lint docs screenshots help
 
 help:
 	@echo "make run         portal + development identity provider + demo desktop, all local"
@@ -46,9 +46,16 @@ run: demo-image
 
 bench: demo-image
 	$(PYTHON) scripts/bench.py
+	$(PYTHON) scripts/bench_proxy.py
 
 lint:
 	$(PYTHON) -m pyflakes iservdesk tests scripts/*.py
+
+# The README's screenshots, from the newest browser test run.
+screenshots:
+	@latest=$$(ls -d test-screenshots/*/ | sort | tail -n 1); \
+	mkdir -p packaging/screenshots && cp -v $$latest/dashboard-de.png $$latest/dashboard-running-de.png \
+		$$latest/dashboard-en.png $$latest/admin-de.png $$latest/admin-en.png packaging/screenshots/
 
 docs:
 	$(PYTHON) -m iservdesk settings > .env.example
