@@ -6,10 +6,15 @@ answers over TLS): through the portal that is POST /api/container/start until th
 says running; bare is `docker run -d` until the port answers. Prints medians, the ratio
 and the difference, and writes them to bench-results/cold-start.txt. Needs the Docker
 engine and the demo image (make demo-image); starts its own identity provider and portal.
+The helpers for that are shared with scripts/bench_proxy.py, which `make bench` runs next.
 """
 
 import argparse
+import importlib.metadata
 import os
+import platform
+import resource
+import ssl
 import statistics
 import subprocess
 import sys
@@ -28,6 +33,8 @@ from iservdesk.desktops.manager import answers  # noqa: E402
 
 
 def start_processes(folder):
+    """Start the development identity provider and a portal (config and database in
+    `folder`); returns (portal URL, [identity provider, portal]) once both answer."""
     portal_port, idp_port = free_port(), free_port()
     idp = subprocess.Popen(
         [sys.executable, os.path.join(ROOT, "scripts", "dev-idp.py"), "--port", str(idp_port),
@@ -41,10 +48,61 @@ def start_processes(folder):
     portal = subprocess.Popen([sys.executable, "-m", "iservdesk", "--config", config, "serve"], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = "http://127.0.0.1:%d" % portal_port
-    wait_for(lambda: requests.get(url + "/healthz", timeout=2).status_code == 200, 30, "the portal")
-    wait_for(lambda: requests.get("http://127.0.0.1:%d/iserv/.well-known/openid-configuration" % idp_port,
-                                  timeout=2).status_code == 200, 30, "the identity provider")
+    try:
+        wait_for(lambda: requests.get(url + "/healthz", timeout=2).status_code == 200, 30, "the portal")
+        wait_for(lambda: requests.get("http://127.0.0.1:%d/iserv/.well-known/openid-configuration" % idp_port,
+                                      timeout=2).status_code == 200, 30, "the identity provider")
+    except BaseException:
+        stop_processes([idp, portal])
+        raise
     return url, [idp, portal]
+
+
+def database_file(folder):
+    """The portal's sqlite file for a portal started by start_processes(folder)."""
+    return os.path.join(folder, "iservdesk.db")
+
+
+def stop_processes(processes):
+    """Stop what start_processes started and remove the containers and volumes it made."""
+    for process in processes:
+        process.terminate()
+        process.wait(20)
+    subprocess.run("docker ps -aq --filter name=iservdesk-bench | xargs -r docker rm -f", shell=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run("docker volume ls -q --filter name=iservdesk-bench | xargs -r docker volume rm",
+                   shell=True, stdout=subprocess.DEVNULL)
+
+
+def raise_open_files(wanted):
+    """Raise this process's soft limit of open files towards `wanted` (children inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def machine_facts():
+    """One line about the machine the numbers come from."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as stream:
+            model = next((line.split(":", 1)[1].strip() for line in stream if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return "%d cores%s, Linux %s, Python %s, gevent %s, %s, load average %.2f at start" % (
+        os.cpu_count(), " (%s)" % model if model else "", platform.release(), platform.python_version(),
+        importlib.metadata.version("gevent"), ssl.OPENSSL_VERSION, os.getloadavg()[0])
+
+
+def write_report(filename, lines):
+    """Print `lines` and write them to bench-results/<filename>."""
+    report = "\n".join(lines)
+    print(report)
+    os.makedirs(os.path.join(ROOT, "bench-results"), exist_ok=True)
+    with open(os.path.join(ROOT, "bench-results", filename), "w") as stream:
+        stream.write(report + "\n")
 
 
 def portal_cold_start(client, slug):
@@ -74,7 +132,6 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    os.makedirs(os.path.join(ROOT, "bench-results"), exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         url, processes = start_processes(folder)
         try:
@@ -91,17 +148,8 @@ def main():
                 lines.append("%-8s %10.3f %10.3f %7.2fx %10.0f" % (slug, portal, bare, portal / bare,
                                                                     (portal - bare) * 1000))
         finally:
-            for process in processes:
-                process.terminate()
-                process.wait(20)
-            subprocess.run("docker ps -aq --filter name=iservdesk-bench | xargs -r docker rm -f", shell=True,
-                           stdout=subprocess.DEVNULL)
-            subprocess.run("docker volume ls -q --filter name=iservdesk-bench | xargs -r docker volume rm",
-                           shell=True, stdout=subprocess.DEVNULL)
-    report = "\n".join(lines)
-    print(report)
-    with open(os.path.join(ROOT, "bench-results", "cold-start.txt"), "w") as stream:
-        stream.write(report + "\n")
+            stop_processes(processes)
+    write_report("cold-start.txt", lines)
 
 
 if __name__ == "__main__":
