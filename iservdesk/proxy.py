@@ -30,6 +30,7 @@ CONNECT_TIMEOUT = 5  # seconds to reach the container
 SILENCE_TIMEOUT = 120  # seconds an HTTP upstream may stay silent
 HEAD_LIMIT = 65536  # bytes of a response head we accept
 CHUNK = 65536
+BATCH = 262144  # bytes gathered from the container before one send to the browser
 
 # RFC 9110 7.6.1 plus the ones a proxy must never pass on.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer",
@@ -186,7 +187,7 @@ def relay(client, client_reader, upstream, pending, on_traffic):
                 data = read()
                 if not data:
                     break
-                destination.sendall(data)
+                send_all(destination, data)
                 state["bytes"] += len(data)
         except (OSError, ssl.SSLError, ValueError):
             pass  # either side went away: the other is closed below
@@ -197,9 +198,25 @@ def relay(client, client_reader, upstream, pending, on_traffic):
                 except (OSError, ValueError):
                     pass
 
+    def read_upstream():
+        # One TLS record (16 KiB at most) per recv: take every record already decrypted
+        # or buffered, so the browser gets one larger send instead of many small ones.
+        data = upstream.recv(CHUNK)
+        if not data:
+            return data
+        parts = [data]
+        size = len(data)
+        while size < BATCH and upstream.pending():
+            more = upstream.recv(CHUNK)
+            if not more:
+                break
+            parts.append(more)
+            size += len(more)
+        return b"".join(parts) if len(parts) > 1 else data
+
     if pending:
-        client.sendall(pending)
-    downstream = gevent.spawn(pump, lambda: upstream.recv(CHUNK), client)
+        send_all(client, pending)
+    downstream = gevent.spawn(pump, read_upstream, client)
     upstream_pump = gevent.spawn(pump, lambda: client_reader.read1(CHUNK), upstream)
 
     def heartbeat():
@@ -220,6 +237,14 @@ def relay(client, client_reader, upstream, pending, on_traffic):
             except OSError:
                 pass
     return state["bytes"]
+
+
+def send_all(sock, data):
+    """sendall() without gevent's per-call getsockopt(SO_SNDBUF): a plain send loop."""
+    view = memoryview(data)
+    while view:
+        sent = sock.send(view)
+        view = view[sent:]
 
 
 # -- HTTP --
