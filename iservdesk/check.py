@@ -233,7 +233,7 @@ def check_redirect_uri(config):
 def check_nginx(config, nginx):
     if shutil.which(nginx[0]) is None:
         return Result(WARN, "nginx", "not installed. Users need TLS in front of the portal: `apt-get "
-                      "install nginx-light`, then install the site (README, section nginx).")
+                      "install nginx`, then install the site (README, 'nginx in front').")
     try:
         answer = subprocess.run(list(nginx) + ["-T"], capture_output=True, text=True, timeout=NGINX_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as error:
@@ -245,6 +245,7 @@ def check_nginx(config, nginx):
     host, port = config.listen
     address = re.escape("%s:%d" % (urllib.parse.quote(host, safe=":"), port))
     if not re.search(r"(\bserver\s+|\bproxy_pass\s+https?://)%s\b" % address, answer.stdout):
-        return Result(WARN, "nginx", "the configuration is valid, but no site proxies to LISTEN %s:%d. Install "
-                      "nginx/iservdesk.conf (README, section nginx)." % (host, port))
+        return Result(WARN, "nginx", "the configuration is valid, but no site proxies to LISTEN %s:%d. "
+                      "Install "
+                      "nginx/iservdesk.conf (README, 'nginx in front')." % (host, port))
     return Result(OK, "nginx", "the configuration is valid and proxies to %s:%d" % (host, port))

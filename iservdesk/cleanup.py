@@ -12,9 +12,13 @@ single desktops, and knows how to stay out of the way of the portal's start jobs
 run in the portal's process. `now` is passed in, so tests choose the time.
 """
 
+import contextlib
 import dataclasses
 import datetime
+import fcntl
 import logging
+import os
+import time
 
 from . import db, sessions
 from .desktops.manager import HALTED, human_duration, last_used_at
@@ -29,6 +33,9 @@ log = logging.getLogger(__name__)
 # adopted instead) and for a catalog edited while its containers run.
 STRAY_GRACE = datetime.timedelta(hours=1)
 STRAY_MARK = "cleanup.stray:"  # meta table: STRAY_MARK + container id -> first seen at
+# Passes take turns (a lock on the database's folder): a pass started by hand while the
+# timer's runs waits for it, instead of both stopping the same desktops.
+LOCK_WAIT = 600  # seconds
 # Sign-ins are good for 10 minutes (web/auth.py LOGIN_TTL); older rows can only be in the way.
 ABANDONED_LOGIN = datetime.timedelta(hours=1)
 
@@ -62,26 +69,58 @@ def run(config, desktops, database, now, dry_run=False):
     """One cleanup pass at `now` (timezone-aware); returns a Report.
 
     `desktops` is a Desktops manager on the engine to clean. Safe to run while the portal
-    serves and starts desktops, and while another pass runs. A Docker engine that does not
-    answer ends the engine part early (Report.error); sessions are expired regardless.
+    serves and starts desktops; passes in several processes take turns, the later one
+    waiting up to LOCK_WAIT seconds. A Docker engine that does not answer ends the engine
+    part early (Report.error); sessions are expired regardless.
     """
     report = Report(dry_run=dry_run)
-    with database.connection_context():
-        report.sessions, report.logins = expire_sign_ins(config, database, now, dry_run)
-        try:
-            report.repairs, strays = desktops.reconcile_from_outside(now, dry_run)
-            remove_strays(desktops, database, strays, now, dry_run, report)
-            for row in db.Desktop.select().where(db.Desktop.status == "running"):
-                if now - last_used_at(row) >= config.idle_timeout and \
-                        desktops.stop_if_idle(row, now, config.idle_timeout, dry_run):
-                    report.stopped.append(row.name)
-            for row in db.Desktop.select().where(db.Desktop.status.in_(HALTED)
-                                                 & db.Desktop.container_id.is_null(False)):
-                if desktops.remove_if_stopped(row, now, config.remove_stopped_after, dry_run):
-                    report.removed.append(row.name)
-        except DesktopError as error:
-            report.error = str(error)  # the caller says it once, with the exit status
+    try:
+        with taking_turns(os.path.dirname(config.database_uri) or "."), database.connection_context():
+            report.sessions, report.logins = expire_sign_ins(config, database, now, dry_run)
+            try:
+                report.repairs, strays = desktops.reconcile_from_outside(now, dry_run)
+                remove_strays(desktops, database, strays, now, dry_run, report)
+                for row in db.Desktop.select().where(db.Desktop.status == "running"):
+                    if now - last_used_at(row) >= config.idle_timeout and \
+                            desktops.stop_if_idle(row, now, config.idle_timeout, dry_run):
+                        report.stopped.append(row.name)
+                for row in db.Desktop.select().where(db.Desktop.status.in_(HALTED)
+                                                     & db.Desktop.container_id.is_null(False)):
+                    if desktops.remove_if_stopped(row, now, config.remove_stopped_after, dry_run):
+                        report.removed.append(row.name)
+            except DesktopError as error:
+                report.error = str(error)  # the caller says it once, with the exit status
+    except TimeoutError:
+        report.error = "another cleanup pass has been running for %d seconds; this one gave up" % LOCK_WAIT
     return report
+
+
+@contextlib.contextmanager
+def taking_turns(folder):
+    """Hold the exclusive lock on `folder`, waiting up to LOCK_WAIT seconds; TimeoutError if
+    it stays taken. The kernel drops the lock when its process dies.
+
+    The folder rather than a lock file in it: a file made by root (an admin running cleanup
+    by hand) could not be opened by the service user afterwards; flock needs no write access.
+    """
+    handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        deadline = time.monotonic() + LOCK_WAIT
+        logged = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError() from None
+                if not logged:
+                    log.info("another cleanup pass is running; waiting for it to finish")
+                    logged = True
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(handle)  # releases the lock
 
 
 def expire_sign_ins(config, database, now, dry_run):
@@ -110,7 +149,8 @@ def remove_strays(desktops, database, strays, now, dry_run, report):
                     db.KeyValue.insert(name=STRAY_MARK + info.id,
                                        value=_format_time(now)).on_conflict_ignore().execute()
             log.warning("container %s is labelled as this installation's, but its owner or desktop type "
-                        "is unknown; cleanup removes it if it stays so for %s", info.name, human_duration(STRAY_GRACE))
+                        "is unknown; cleanup removes it if it stays so for %s", info.name,
+                        human_duration(STRAY_GRACE))
             report.strays_waiting.append(info.name)
         elif now - seen_at < STRAY_GRACE:
             report.strays_waiting.append(info.name)

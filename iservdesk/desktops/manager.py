@@ -496,18 +496,23 @@ class Desktops:
     # writes a desktop's row as pulling or starting before it creates or starts a container,
     # so such a row, and a container whose desktop has such a row, belong to a job elsewhere
     # and are left alone. Each action reads its row and asks the engine again just before it
-    # acts, and writes only if the row is still what it decided on (_set_if); the actions are
-    # idempotent, so two cleanups at once do each thing once, or harmlessly twice.
+    # acts, then writes only if the row still names that container (_set_if). Like stop()
+    # and remove(), the engine goes first and the row follows at once: the portal reconciles
+    # EVENT_SETTLE after the engine's event, by when the row says what happened.
 
     def _set_if(self, row, expected, **fields):
-        """_set(), but only if the row's `expected` fields (name -> value) still hold in the
-        database: another process may have changed them since `row` was read. True if written."""
+        """_set(), but only if the row's `expected` fields still hold in the database (another
+        process may have changed them since `row` was read): name -> value, or a tuple of
+        allowed values. Returns True if written."""
         if fields.get("status") in HALTED and row.status != fields["status"]:
             fields.setdefault("stopped_at", self.clock())
         condition = db.Desktop.id == row.id
         for name, value in expected.items():
             field = getattr(db.Desktop, name)
-            condition &= field.is_null() if value is None else field == value
+            if isinstance(value, tuple):
+                condition &= field.in_(value)
+            else:
+                condition &= field.is_null() if value is None else field == value
         with db.write(self.database):
             written = db.Desktop.update(**fields).where(condition).execute() == 1
         if written:
@@ -581,7 +586,8 @@ class Desktops:
             if dry_run:
                 return "%s: adopted container %s" % (name, info.name)
             if row is None:
-                row = db.Desktop.create(user=owner, desktop_type=slug, name=name, status="new", created_at=now)
+                row = db.Desktop.create(user=owner, desktop_type=slug, name=name, status="new",
+                                        created_at=now)
             db.Desktop.update(**fields).where(db.Desktop.id == row.id).execute()
         for field, value in fields.items():
             setattr(row, field, value)
@@ -606,19 +612,17 @@ class Desktops:
             if info is None or info.state != "running":
                 return False  # reconciling is another step's business
             if not dry_run:
-                expected = {"status": "running", "container_id": fresh.container_id,
-                            "last_access_at": fresh.last_access_at}
-                # The row first: if the portal or its user touched it meanwhile, keep it running.
-                if not self._set_if(fresh, expected, status="stopped", stopped_at=now,
-                                    message="Stopped after %s without use; your files are kept. "
-                                            "Start it again to continue." % human_duration(idle_timeout)):
-                    return False
-                self.spawner.stop(fresh.container_id)
+                self.spawner.stop(info.id)
+                self._set_if(fresh, {"container_id": info.id, "status": ("running", "stopped")},
+                             status="stopped", stopped_at=now,
+                             message="Stopped after %s without use; your files are kept. Start it again "
+                                     "to continue." % human_duration(idle_timeout))
                 with db.write(self.database):
                     db.record("desktop.stop", actor="cleanup", target=fresh.name, reason="idle",
                               idle_minutes=int(idle.total_seconds() // 60))
             log.info("cleanup %s desktop %s: unused for %s (IDLE_TIMEOUT %s)",
-                     "would stop" if dry_run else "stopped", fresh.name, human_duration(idle), human_duration(idle_timeout))
+                     "would stop" if dry_run else "stopped", fresh.name, human_duration(idle),
+                     human_duration(idle_timeout))
             return True
 
     def remove_if_stopped(self, row, now, after, dry_run=False):
@@ -629,7 +633,7 @@ class Desktops:
             if fresh is None or fresh.status not in HALTED or not fresh.container_id:
                 return False
             if fresh.stopped_at is None:
-                # Stopped by an older version that did not record when: count from now.
+                # Not recorded (the row was changed by hand, or by an older iservdesk): count from now.
                 if not dry_run:
                     self._set_if(fresh, {"status": fresh.status, "stopped_at": None}, stopped_at=now)
                 return False
@@ -640,19 +644,17 @@ class Desktops:
             if info is None or info.state == "running":
                 return False  # gone or running again: reconciling is another step's business
             if not dry_run:
-                expected = {"status": fresh.status, "container_id": fresh.container_id,
-                            "stopped_at": fresh.stopped_at}
-                # The row first: a start the portal began meanwhile wins, and finds no container.
-                if not self._set_if(fresh, expected, status="removed", container_id=None, host_port=None,
-                                    secret=None, message="Removed after %s unused; your files are kept. "
-                                    "Starting it again sets up a fresh desktop." % human_duration(after)):
-                    return False
                 self.spawner.remove(info.id)
+                self._set_if(fresh, {"container_id": info.id}, status="removed", container_id=None,
+                             host_port=None, secret=None,
+                             message="Removed after %s unused; your files are kept. Starting it again "
+                                     "sets up a fresh desktop." % human_duration(after))
                 with db.write(self.database):
                     db.record("desktop.remove", actor="cleanup", target=fresh.name, reason="stopped",
                               stopped_days=stopped_for.days)
             log.info("cleanup %s desktop %s: stopped for %s (REMOVE_STOPPED_AFTER %s; home volume kept)",
-                     "would remove" if dry_run else "removed", fresh.name, human_duration(stopped_for), human_duration(after))
+                     "would remove" if dry_run else "removed", fresh.name, human_duration(stopped_for),
+                     human_duration(after))
             return True
 
 

@@ -1,0 +1,301 @@
+"""The shipped nginx site (nginx/iservdesk.conf), rendered for a test and run by real nginx.
+
+Rendering changes only what an admin edits (server name, certificate paths, the portal's
+address) plus what a test must (free ports on 127.0.0.1 instead of 80/443, the ACME
+webroot); each substitution must hit, so the shipped file cannot drift from this test.
+nginx runs as root with a temporary prefix; a self-signed certificate for 127.0.0.1.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import warnings
+
+import pytest
+import requests
+import websocket
+
+from conftest import CLIENT_ID, CLIENT_SECRET, ROOT, failed, free_port, wait_for
+from flows import PASSWORDS, start_sign_in, submit
+
+SITE = os.path.join(ROOT, "nginx", "iservdesk.conf")
+NGINX = "/usr/sbin/nginx"
+
+
+def nginx_binary():
+    if not os.path.exists(NGINX) or shutil.which("openssl") is None:
+        pytest.fail("nginx and openssl are needed: `make deps` (apt-get install nginx openssl).",
+                    pytrace=False)
+    if os.geteuid() != 0:
+        pytest.fail("nginx tests run nginx as root (as `make test` does): run them as root.", pytrace=False)
+    return NGINX
+
+
+def self_signed(folder):
+    """(certificate, key) paths of a new self-signed certificate for 127.0.0.1."""
+    cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+class Site:
+    """nginx/iservdesk.conf rendered into `folder`, with a main nginx.conf that includes it."""
+
+    def __init__(self, folder, upstream="127.0.0.1:8080", http_port=None, https_port=None, text=None,
+                 host="desk.school.example",
+                 certificate=("/etc/letsencrypt/live/desk.school.example/fullchain.pem",
+                              "/etc/letsencrypt/live/desk.school.example/privkey.pem")):
+        self.folder = folder
+        self.http_port = http_port or free_port()
+        self.https_port = https_port or free_port()
+        self.cert, self.key = self_signed(folder)
+        self.webroot = os.path.join(folder, "webroot")
+        os.makedirs(os.path.join(self.webroot, ".well-known", "acme-challenge"))
+        with open(SITE) as stream:
+            text = text if text is not None else stream.read()
+        for old, new, count in (
+                (certificate[0], self.cert, 1),
+                (certificate[1], self.key, 1),
+                ("server_name %s;" % host, "server_name 127.0.0.1;", 2),
+                ("server 127.0.0.1:8080;", "server %s;" % upstream, 1),
+                ("root /var/www/letsencrypt;", "root %s;" % self.webroot, 1),
+                ("    listen 80;\n", "    listen 127.0.0.1:%d;\n" % self.http_port, 1),
+                ("    listen 443 ssl http2;\n", "    listen 127.0.0.1:%d ssl http2;\n" % self.https_port, 1),
+                ("    listen [::]:80;\n", "", 1),  # the test machine may have no IPv6
+                ("    listen [::]:443 ssl http2;\n", "", 1)):
+            assert text.count(old) == count, \
+                "nginx/iservdesk.conf no longer contains %r %d times" % (old, count)
+            text = text.replace(old, new)
+        self.site = os.path.join(folder, "site.conf")
+        with open(self.site, "w") as stream:
+            stream.write(text)
+        self.conf = os.path.join(folder, "nginx.conf")
+        self.error_log = os.path.join(folder, "error.log")
+        with open(self.conf, "w") as stream:
+            stream.write("user root;\npid %s/nginx.pid;\nerror_log %s info;\nevents {}\n"
+                         "http {\n    access_log %s/access.log;\n    include /etc/nginx/mime.types;\n"
+                         "    include %s;\n}\n" % (folder, self.error_log, folder, self.site))
+        self.process = None
+
+    @property
+    def url(self):
+        return "https://127.0.0.1:%d" % self.https_port
+
+    def command(self, *args):
+        return [nginx_binary(), "-p", self.folder, "-c", self.conf, "-e", self.error_log] + list(args)
+
+    def test(self):
+        return subprocess.run(self.command("-t"), capture_output=True, text=True, timeout=60)
+
+    def start(self):
+        self.process = subprocess.Popen(self.command("-g", "daemon off;"), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+
+        def listening():
+            if self.process.poll() is not None:
+                raise AssertionError("nginx exited with %s:\n%s" % (self.process.returncode, self.log()))
+            with socket.create_connection(("127.0.0.1", self.https_port), timeout=1):
+                return True
+        wait_for(listening, 30, "nginx on port %d" % self.https_port)
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)  # graceful: finish requests, then exit
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self):
+        try:
+            with open(self.error_log, errors="replace") as stream:
+                return stream.read()
+        except FileNotFoundError:
+            return "(no error log)"
+
+
+def test_rendered_site_passes_nginx_t(tmp_path):
+    site = Site(str(tmp_path))
+    result = site.test()
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+def ssl_setup_commands(section):
+    """The shell code blocks of SSL_SETUP.md's section `section` (a heading's start; None:
+    the introduction)."""
+    with open(os.path.join(ROOT, "SSL_SETUP.md")) as stream:
+        text = stream.read()
+    part = text.split("\n## " + section, 1)[1] if section else text
+    part = part.split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", part, re.S)
+
+
+def test_ssl_setups_trial_certificate_steps_give_a_valid_site_without_hsts(tmp_path):
+    # SSL_SETUP.md's own commands, run on a copy of the site: the host name, then section 3's
+    # sed (certificate paths, HSTS commented out). Only the certificate's location differs.
+    site_copy = str(tmp_path / "iservdesk.conf")
+    shutil.copy(SITE, site_copy)
+    rename = [line for line in ssl_setup_commands(None)[0].splitlines() if line.startswith("sed ")]
+    trial = [block for block in ssl_setup_commands("3.") if block.startswith("openssl")][0]
+    edit = trial[trial.index("sed -i"):trial.index("ln -sf")]
+    for command in rename + [edit]:
+        command = command.replace("/etc/nginx/sites-available/iservdesk.conf", site_copy)
+        subprocess.run(["sh", "-c", command], check=True, timeout=30)
+    with open(site_copy) as stream:
+        text = stream.read()
+    assert "\n    # add_header Strict-Transport-Security" in text
+    assert "\n    add_header Strict-Transport-Security" not in text
+    folder = tmp_path / "nginx"
+    folder.mkdir()
+    site = Site(str(folder), text=text, host="desk.your-school.de",
+                certificate=("/etc/ssl/certs/iservdesk-trial.pem", "/etc/ssl/private/iservdesk-trial.key"))
+    result = site.test()
+    assert result.returncode == 0, result.stderr
+
+
+def test_ssl_setup_uses_the_sites_paths():
+    with open(SITE) as stream:
+        site = stream.read()
+    with open(os.path.join(ROOT, "SSL_SETUP.md")) as stream:
+        guide = stream.read()
+    for path in ("/etc/letsencrypt/live/desk.school.example/fullchain.pem",
+                 "/etc/letsencrypt/live/desk.school.example/privkey.pem"):
+        assert path in site
+        assert path.replace("desk.school.example", "desk.your-school.de") in guide
+    acme = "location /.well-known/acme-challenge/ {\n        root /var/www/letsencrypt;\n    }"
+    assert acme in site and acme in guide
+    assert "certbot certonly --webroot -w /var/www/letsencrypt" in guide
+
+
+def test_a_broken_site_fails_nginx_t(tmp_path):
+    # The check above can fail: a typo in the site makes nginx -t say so.
+    with open(SITE) as stream:
+        text = stream.read().replace("proxy_buffering off;", "proxy_buffering maybe;", 1)
+    result = Site(str(tmp_path), text=text).test()
+    assert result.returncode == 1
+    assert "proxy_buffering" in result.stderr
+
+
+@pytest.fixture
+def behind_nginx(portal, idp, docker_client, demo_image, tmp_path, request):
+    """A portal whose PUBLIC_URL is nginx's https address, nginx in front, and a browser
+    session (trusting the test certificate) signed in as anna.schmidt -> (site, browser, csrf)."""
+    https_port, listen = free_port(), "127.0.0.1:%d" % free_port()
+    public_url = "https://127.0.0.1:%d" % https_port
+    provider = idp(clients=[(CLIENT_ID, CLIENT_SECRET, "client_secret_basic", public_url + "/authorize")])
+    portal(LISTEN=listen, PUBLIC_URL=public_url, OAUTH_ISSUER=provider.issuer,
+           OAUTH_CLIENT_ID=CLIENT_ID, OAUTH_CLIENT_SECRET=CLIENT_SECRET)
+    folder = tmp_path / "nginx"
+    folder.mkdir()
+    site = Site(str(folder), upstream=listen, https_port=https_port)
+    site.start()
+    try:
+        browser = requests.Session()
+        browser.verify = site.cert
+        # requests lets $REQUESTS_CA_BUNDLE override Session.verify unless trust_env is off.
+        browser.trust_env = False
+        browser, form = start_sign_in(public_url, session=browser)
+        callback = submit(browser, form, "anna.schmidt", PASSWORDS["anna.schmidt"])
+        assert callback.startswith(public_url + "/authorize?")
+        assert browser.get(callback, allow_redirects=False, timeout=60).status_code == 302
+        csrf = browser.get(public_url + "/session", timeout=30).json()["csrf_token"]
+        yield site, browser, csrf
+    finally:
+        site.stop()
+        if failed(request):
+            print("\n----- nginx error log -----\n%s" % site.log()[-5000:])
+
+
+def test_websocket_reaches_a_desktop_through_nginx_and_the_portal(behind_nginx):
+    site, browser, csrf = behind_nginx
+    answer = browser.post(site.url + "/api/container/start", params={"desktop_type": "demo"},
+                          headers={"X-CSRF-Token": csrf}, timeout=60)
+    assert answer.status_code in (200, 202), answer.text
+
+    def running():
+        body = browser.get(site.url + "/api/container/status", params={"desktop_type": "demo"},
+                           timeout=30).json()
+        assert body["status"] != "error", body
+        return body["status"] == "running"
+    wait_for(running, 60, "the demo desktop behind nginx", 0.1)
+
+    ws = websocket.create_connection(
+        "wss://127.0.0.1:%d/desktop/anna.schmidt-demo/websockify" % site.https_port,
+        sslopt={"ca_certs": site.cert}, subprotocols=["binary"], origin=site.url,
+        cookie="iservdesk_session=%s" % browser.cookies["iservdesk_session"], timeout=30)
+    try:
+        assert ws.recv().startswith(b"RFB 003.008")
+        ws.send_binary(b"RFB 003.008\n")
+        assert ws.recv()  # security types: bytes flow both ways through both proxies
+    finally:
+        ws.close()
+    page = browser.get(site.url + "/desktop/anna.schmidt-demo/vnc.html", timeout=30)
+    assert page.status_code == 200 and "noVNC" in page.text
+
+
+def test_https_answers_carry_hsts_and_plain_http_only_redirects(behind_nginx):
+    site, browser, _ = behind_nginx
+    health = browser.get(site.url + "/healthz", timeout=30)
+    assert health.status_code == 200
+    assert health.headers["Strict-Transport-Security"] == "max-age=63072000"
+    assert "nginx/" not in health.headers.get("Server", "")  # server_tokens off
+
+    plain = requests.get("http://127.0.0.1:%d/desktop/x/?a=1" % site.http_port, allow_redirects=False,
+                         timeout=30)
+    assert plain.status_code == 301
+    assert plain.headers["Location"] == "https://127.0.0.1/desktop/x/?a=1"
+    # Let's Encrypt's HTTP challenge is answered from the webroot, not redirected.
+    with open(os.path.join(site.webroot, ".well-known", "acme-challenge", "token-123"), "w") as stream:
+        stream.write("token-123.key")
+    challenge = requests.get("http://127.0.0.1:%d/.well-known/acme-challenge/token-123" % site.http_port,
+                             allow_redirects=False, timeout=30)
+    assert (challenge.status_code, challenge.text) == (200, "token-123.key")
+
+
+def test_forwarded_headers_cannot_steer_the_portals_redirects(behind_nginx):
+    site, browser, _ = behind_nginx
+    forged = {"Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http",
+              "Forwarded": "host=evil.example"}
+    stranger = requests.Session()
+    stranger.verify, stranger.trust_env = site.cert, False
+    answer = stranger.get(site.url + "/desktop/anna.schmidt-demo/", allow_redirects=False, timeout=30,
+                          headers=forged)
+    assert answer.status_code == 302
+    assert answer.headers["Location"].startswith(site.url + "/login?next=")
+
+
+def test_live_events_pass_nginx_at_once(behind_nginx):
+    site, browser, _ = behind_nginx
+    started = time.monotonic()
+    with browser.get(site.url + "/api/events", stream=True, timeout=30) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        first = next(response.iter_lines(decode_unicode=True))
+    assert first == "retry: 3000"
+    assert time.monotonic() - started < 5  # not held back in a buffer
+
+
+def test_tls_offers_only_modern_protocols(behind_nginx):
+    site, _, _ = behind_nginx
+    context = ssl.create_default_context(cafile=site.cert)
+    with socket.create_connection(("127.0.0.1", site.https_port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.check_hostname, old.verify_mode = False, ssl.CERT_NONE
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # an outdated client, on purpose
+        old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1_1
+    old.set_ciphers("ALL:@SECLEVEL=0")
+    with socket.create_connection(("127.0.0.1", site.https_port), timeout=10) as raw:
+        with pytest.raises(ssl.SSLError) as refused:
+            old.wrap_socket(raw, server_hostname="127.0.0.1").do_handshake()
+    assert "PROTOCOL_VERSION" in str(refused.value)  # nginx's alert, not our client giving up
