@@ -12,12 +12,12 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import urllib.parse
 
 from . import config as configmodule, db
+from .desktops.manager import bindable
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 SERVICE_USER = "iservdesk"
@@ -171,7 +171,7 @@ def check_ports(config, spawner):
         held = spawner.held_ports()
     except DesktopError as error:
         return Result(FAIL, "HOST_PORT_RANGE", str(error))
-    free = [port for port in ports if port not in held and _bindable(port)]
+    free = [port for port in ports if port not in held and bindable(port)]
     described = "%d-%d: %d of %d ports free" % (ports[0], ports[-1], len(free), len(ports))
     if not free:
         return Result(FAIL, "HOST_PORT_RANGE", "%s; no desktop can start. Widen the range, or free its "
@@ -180,15 +180,6 @@ def check_ports(config, spawner):
         return Result(WARN, "HOST_PORT_RANGE", "%s, fewer than MAX_DESKTOPS (%d). Widen the range."
                       % (described, config.max_desktops))
     return Result(OK, "HOST_PORT_RANGE", described)
-
-
-def _bindable(port):
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 class _Remember(logging.Handler):

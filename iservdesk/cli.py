@@ -29,20 +29,13 @@ def cmd_serve(config, args):
         return fail("serve must be started as `iservdesk serve` or `python3 -m iservdesk serve` "
                     "(gevent has not patched the standard library)", EXIT_FAILURE)
     from . import server
-    from .desktops import catalog as catalogmodule
-    from .desktops.docker import DockerSpawner
-    from .desktops.events import Bus
-    from .desktops.manager import Desktops
+    from .desktops.catalog import CatalogError
     from .web import make_app
 
     try:
-        catalog = catalogmodule.load(config.desktops_file, config.kasm_image)
-    except catalogmodule.CatalogError as error:
+        database, desktops = open_desktops(config)
+    except CatalogError as error:
         return fail(str(error), EXIT_CONFIG)
-    database = db.open_database(config.database_uri)
-    db.migrate(database)
-    spawner = DockerSpawner(config.docker_url, timeout=config.docker_timeout)
-    desktops = Desktops(config, catalog, spawner, database, Bus())
     app = make_app(config, database, desktops)
     host, port = config.listen
     desktops.run_background()
@@ -65,21 +58,29 @@ def cmd_init_db(config, args):
     return 0
 
 
-def cmd_cleanup(config, args):
-    from . import cleanup
+def open_desktops(config):
+    """(database, Desktops) for `config`: the catalog loaded (CatalogError if bad), the
+    database migrated, the Docker engine behind a spawner."""
     from .desktops import catalog as catalogmodule
     from .desktops.docker import DockerSpawner
     from .desktops.events import Bus
     from .desktops.manager import Desktops
 
-    try:
-        catalog = catalogmodule.load(config.desktops_file, config.kasm_image)
-    except catalogmodule.CatalogError as error:
-        return fail(str(error), EXIT_CONFIG)
+    catalog = catalogmodule.load(config.desktops_file, config.kasm_image)
     database = db.open_database(config.database_uri)
     db.migrate(database)
     spawner = DockerSpawner(config.docker_url, timeout=config.docker_timeout)
-    desktops = Desktops(config, catalog, spawner, database, Bus())
+    return database, Desktops(config, catalog, spawner, database, Bus())
+
+
+def cmd_cleanup(config, args):
+    from . import cleanup
+    from .desktops.catalog import CatalogError
+
+    try:
+        database, desktops = open_desktops(config)
+    except CatalogError as error:
+        return fail(str(error), EXIT_CONFIG)
     report = cleanup.run(config, desktops, database, db.utcnow(), dry_run=args.dry_run)
     print(report.summary())
     if report.error:

@@ -135,6 +135,10 @@ def test_a_student_starts_opens_stops_and_removes_a_desktop(signed_in_portal, ch
 def test_keyboard_reaches_every_action_with_a_visible_focus(signed_in_portal, chromium, demo_image):
     portal, _ = signed_in_portal()
     driver = chromium(language="en", window=(820, 1180))  # a tablet, upright
+    driver.get(portal.url + "/")
+    browser.wait_until(driver, lambda d: "Sign in with IServ" in d.find_element(By.ID, "login").text, 20,
+                       "the English welcome page")
+    browser.save_screenshot(driver, "welcome-en")
     browser_sign_in(driver, portal.url, "anna.schmidt")
     browser.wait_until(driver, lambda d: card_status(d, "tiny") == "absent", 20, "the cards")
     focused = []
@@ -150,6 +154,9 @@ def test_keyboard_reaches_every_action_with_a_visible_focus(signed_in_portal, ch
     width = driver.execute_script("return document.documentElement.scrollWidth;")
     assert width <= 820  # no sideways scrolling on a tablet
     browser.save_screenshot(driver, "dashboard-tablet-en")
+    driver.get(portal.url + "/admin")
+    assert "This page is for administrators only." in driver.find_element(By.TAG_NAME, "main").text
+    browser.save_screenshot(driver, "admin-forbidden-en")
 
 
 @pytest.mark.parametrize("language", ["de", "en"])

@@ -312,7 +312,7 @@ class Desktops:
             held |= {port for (port,) in db.Desktop.select(db.Desktop.host_port).where(
                 db.Desktop.host_port.is_null(False)).tuples()}
             for port in self.config.host_port_range:
-                if port not in held and _bindable(port):
+                if port not in held and bindable(port):
                     self.reserved_ports.add(port)
                     return port
         log.error("no free host port in HOST_PORT_RANGE for a new desktop")
@@ -686,7 +686,7 @@ def human_duration(duration):
     return "%d seconds" % seconds
 
 
-def _bindable(port):
+def bindable(port):
     """False when something outside Docker listens on 127.0.0.1:port."""
     with socket.socket() as probe:
         try:
