@@ -267,6 +267,9 @@ SCHEMA = (
             "Off: only the owner gets in."),
     Setting("DESKTOP_READY_TIMEOUT", "180", parse_seconds,
             "Seconds a new desktop may take until its port 6901 answers before it counts as failed."),
+    Setting("METRICS_TOKEN", "", parse_str,
+            "GET /metrics answers loopback requests that did not come through a proxy; with this "
+            "token set, also anyone who sends it as Authorization: Bearer <token>.", secret=True),
     Setting("LOG_LEVEL", "INFO", parse_log_level,
             "DEBUG, INFO, WARNING or ERROR."),
     Setting("IDLE_TIMEOUT", "2h", parse_duration,

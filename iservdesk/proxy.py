@@ -24,6 +24,8 @@ import urllib.parse
 
 import gevent
 
+from . import metrics
+
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5  # seconds to reach the container
@@ -181,7 +183,7 @@ def relay(client, client_reader, upstream, pending, on_traffic):
     upstream.settimeout(None)
     state = {"bytes": 0}
 
-    def pump(read, destination):
+    def pump(read, destination, direction):
         try:
             while True:
                 data = read()
@@ -189,6 +191,7 @@ def relay(client, client_reader, upstream, pending, on_traffic):
                     break
                 send_all(destination, data)
                 state["bytes"] += len(data)
+                metrics.PROXY_BYTES.inc(direction, amount=len(data))
         except (OSError, ssl.SSLError, ValueError):
             pass  # either side went away: the other is closed below
         finally:
@@ -216,8 +219,8 @@ def relay(client, client_reader, upstream, pending, on_traffic):
 
     if pending:
         send_all(client, pending)
-    downstream = gevent.spawn(pump, read_upstream, client)
-    upstream_pump = gevent.spawn(pump, lambda: client_reader.read1(CHUNK), upstream)
+    downstream = gevent.spawn(pump, read_upstream, client, "to_browser")
+    upstream_pump = gevent.spawn(pump, lambda: client_reader.read1(CHUNK), upstream, "to_desktop")
 
     def heartbeat():
         while True:
@@ -270,6 +273,7 @@ class Response:
                 data = self.response.read1(CHUNK)
                 if not data:
                     break
+                metrics.PROXY_BYTES.inc("to_browser", amount=len(data))
                 yield data
         except (OSError, http.client.HTTPException) as error:
             log.info("desktop response ended early: %s", type(error).__name__)
@@ -320,6 +324,7 @@ def http_request(environ, rest, port, secret):
                     break
                 if remaining is not None:
                     remaining -= len(data)
+                metrics.PROXY_BYTES.inc("to_desktop", amount=len(data))
                 connection.send(b"%x\r\n%s\r\n" % (len(data), data) if chunked and not length else data)
             if chunked and not length:
                 connection.send(b"0\r\n\r\n")

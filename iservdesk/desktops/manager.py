@@ -22,7 +22,7 @@ import time
 import gevent
 import gevent.lock
 
-from .. import db
+from .. import db, metrics
 from ..errors import DesktopError, IServDeskError
 from . import ContainerSpec, NameTaken, PortTaken
 
@@ -196,11 +196,13 @@ class Desktops:
             # A new container needs a port: reserve it now, so a full range is a 503 at once.
             port = self._reserve_port() if info is None else None
             self._set(row, status="starting", message="")
+            metrics.DESKTOP_STARTS.inc(desktop_type.slug)
             self.jobs[name] = gevent.spawn(self._run_start, row.id, desktop_type, info, port)
             return row
 
     def _run_start(self, row_id, desktop_type, info, port):
         """The start job: pull, create or start, wait for readiness. Errors end in status error."""
+        started = time.monotonic()
         with self.database.connection_context():
             row = db.Desktop.get_by_id(row_id)
             try:
@@ -211,14 +213,17 @@ class Desktops:
                 self._wait_ready(row)
                 now = self.clock()
                 self._set(row, status="running", message="", started_at=now, last_access_at=now)
+                metrics.DESKTOP_START_SECONDS.observe(time.monotonic() - started)
                 log.info("desktop %s is running on 127.0.0.1:%s", row.name, row.host_port)
             except IServDeskError as error:
+                metrics.DESKTOP_START_FAILURES.inc(desktop_type.slug, error.code)
                 log.warning("desktop %s failed to start: %s", row.name, error)
                 self.progress.pop(row.name, None)
                 self._set(row, status="error", message=error.public_message)
             except gevent.GreenletExit:
                 raise
             except Exception:
+                metrics.DESKTOP_START_FAILURES.inc(desktop_type.slug, "internal_error")
                 log.exception("desktop %s failed to start", row.name)
                 self._set(row, status="error", message="Starting the desktop failed unexpectedly.")
             finally:

@@ -9,7 +9,7 @@ are passed in, so tests run the real app against real parts with a clock they ch
 import bottle
 
 from .. import db as dbmodule, oidc
-from . import api, auth, desktop, errors, health, ui
+from . import api, auth, desktop, errors, health, metrics, ui
 from .plugins import DatabasePlugin
 
 
@@ -62,5 +62,6 @@ def make_app(config, db, desktops, provider=None, clock=dbmodule.utcnow):
     auth.add_routes(app)
     api.add_routes(app)
     desktop.add_routes(app)
+    metrics.add_routes(app)
     ui.add_routes(app)
     return with_portal_headers(app, config)

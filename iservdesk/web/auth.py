@@ -12,7 +12,7 @@ import logging
 
 import bottle
 
-from .. import db, oidc, sessions
+from .. import db, metrics, oidc, sessions
 from ..errors import IServDeskError
 from .responses import redirect
 
@@ -168,6 +168,13 @@ def add_routes(app):
 
     @app.get("/authorize")
     def authorize():
+        try:
+            return complete_sign_in()
+        except IServDeskError as error:
+            metrics.SIGNIN_FAILURES.inc(error.code)
+            raise
+
+    def complete_sign_in():
         query = bottle.request.query
         error = query.get("error")
         if error:
@@ -218,6 +225,7 @@ def add_routes(app):
                             "Ask your teacher or IT admin if you think it should be.",
                             code="not_allowed")
         log.info("%s signed in%s", user.username, " (admin)" if policy.is_admin(user) else "")
+        metrics.SIGNINS.inc()
         bottle.response.add_header("Set-Cookie", cookie_header(
             sessions.COOKIE, session_id, max_age=policy.lifetime.total_seconds(), secure=secure))
         bottle.response.add_header("Set-Cookie", cookie_header(LOGIN_COOKIE, "", max_age=0, secure=secure))

@@ -18,7 +18,7 @@ import urllib.parse
 
 import bottle
 
-from .. import db, proxy, sessions
+from .. import db, metrics, proxy, sessions
 from ..errors import IServDeskError
 from .auth import Forbidden, Unauthenticated
 from .responses import redirect
@@ -214,7 +214,11 @@ def add_routes(app):
                     desktops.record_access(fresh, clock())
 
         log.info("WebSocket opened to desktop %s", name)
-        count = proxy.relay(client, reader, upstream, pending, on_traffic)
+        metrics.WEBSOCKETS_OPEN.inc()
+        try:
+            count = proxy.relay(client, reader, upstream, pending, on_traffic)
+        finally:
+            metrics.WEBSOCKETS_OPEN.dec()
         log.info("WebSocket to desktop %s closed after %d bytes", name, count)
         on_traffic()
         return []

@@ -16,7 +16,7 @@ from ..errors import IServDeskError
 
 log = logging.getLogger(__name__)
 
-JSON_PREFIXES = ("/api/", "/healthz", "/session")
+JSON_PREFIXES = ("/api/", "/healthz", "/session", "/metrics")
 
 
 def wants_json(path):
