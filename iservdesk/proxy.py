@@ -33,6 +33,7 @@ SILENCE_TIMEOUT = 120  # seconds an HTTP upstream may stay silent
 HEAD_LIMIT = 65536  # bytes of a response head we accept
 CHUNK = 65536
 BATCH = 262144  # bytes gathered from the container before one send to the browser
+READ_SIZE = 262144  # bytes of TLS taken from the container's socket at once
 
 # RFC 9110 7.6.1 plus the ones a proxy must never pass on.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer",
@@ -114,19 +115,114 @@ def upstream_target(rest, query):
     return urllib.parse.quote(target, safe="/:@!$&'()*+,;=-._~") + ("?" + query if query else "")
 
 
-def connect(port, timeout=CONNECT_TIMEOUT):
-    """A TLS socket to the container's 127.0.0.1 port (self-signed, made anew at every
-    container start: verifying is impossible and pointless on loopback)."""
+def _client_context():
+    """TLS to the container's 127.0.0.1 port: its certificate is self-signed and made anew
+    at every container start, so verifying is impossible (and pointless on loopback)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+CONTEXT = _client_context()
+
+
+def connect(port, timeout=CONNECT_TIMEOUT):
+    """A TLS socket to the container's 127.0.0.1 port (for HTTP requests)."""
     raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
-        tls = context.wrap_socket(raw)
+        tls = CONTEXT.wrap_socket(raw)
     except (OSError, ssl.SSLError):
         raw.close()
         raise
     return tls
+
+
+class TLSPipe:
+    """TLS to the container through memory buffers, for WebSockets.
+
+    An SSLSocket reads the socket twice per 16 KiB record (header, body) and hands out one
+    record per recv(). Here one recv() of up to READ_SIZE feeds OpenSSL, and every record
+    in it is decrypted at once, so a video stream costs a few large reads and sends instead
+    of several small ones per record. Only the relay's two greenlets use a pipe, and
+    gevent never switches inside these calls, so sharing the SSLObject is safe.
+    """
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.tls = CONTEXT.wrap_bio(self.incoming, self.outgoing)
+
+    @classmethod
+    def connect(cls, port, timeout=CONNECT_TIMEOUT):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        pipe = cls(raw)
+        try:
+            while True:
+                try:
+                    pipe.tls.do_handshake()
+                    pipe._flush()
+                    return pipe
+                except ssl.SSLWantReadError:
+                    pipe._flush()
+                    if not pipe._fill():
+                        raise UpstreamError("the desktop closed the connection during TLS")
+        except (OSError, ssl.SSLError, UpstreamError):
+            raw.close()
+            raise
+
+    def _flush(self):
+        data = self.outgoing.read()
+        if data:
+            send_all(self.sock, data)
+
+    def _fill(self):
+        data = self.sock.recv(READ_SIZE)
+        if not data:
+            self.incoming.write_eof()
+            return False
+        self.incoming.write(data)
+        return True
+
+    def recv(self, size=None):
+        """All decrypted bytes at hand after at most one socket read; b"" at the end."""
+        while True:
+            parts = []
+            try:
+                while True:
+                    data = self.tls.read(READ_SIZE)
+                    if not data:
+                        return b"".join(parts)  # the container closed TLS
+                    parts.append(data)
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLZeroReturnError:
+                return b"".join(parts)
+            if parts:
+                return b"".join(parts)
+            if not self._fill():
+                return b""
+
+    def send(self, data):
+        self.tls.write(data)
+        self._flush()
+        return len(data)
+
+    def sendall(self, data):
+        self.send(data)
+
+    def pending(self):
+        return 0  # recv() already took everything decrypted
+
+    def settimeout(self, timeout):
+        self.sock.settimeout(timeout)
+
+    def shutdown(self, how):
+        self.sock.shutdown(how)
+
+    def close(self):
+        self.sock.close()
 
 
 # -- WebSocket --
@@ -157,8 +253,9 @@ def read_head(sock, timeout=CONNECT_TIMEOUT * 2):
         if not chunk:
             raise UpstreamError("the desktop closed the connection before answering")
         data += chunk
-        if len(data) > HEAD_LIMIT:
-            raise UpstreamError("the desktop's answer has an oversized head")
+        if b"\r\n\r\n" not in data[:HEAD_LIMIT]:
+            if len(data) > HEAD_LIMIT:
+                raise UpstreamError("the desktop's answer has an oversized head")
     head, _, rest = data.partition(b"\r\n\r\n")
     return head + b"\r\n\r\n", rest
 

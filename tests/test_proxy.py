@@ -2,6 +2,7 @@
 a hostile stand-in upstream (tests/upstream.py) for what a container might send."""
 
 import base64
+import hashlib
 import http.client
 import io
 import os
@@ -397,3 +398,24 @@ def test_portal_answers_refuse_framing_and_openers(running):
         assert answer.headers["X-Frame-Options"] == "DENY", path
         assert answer.headers["Cross-Origin-Opener-Policy"] == "same-origin", path
         assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"], path
+
+
+def test_a_large_first_burst_after_the_101_arrives_whole(running, tmp_path):
+    # The container may send its 101 and a big first frame in one go (a full screen).
+    portal, anna, row = running()
+    payload = os.urandom(300 * 1024)
+    frame = b"\x82\x7f" + len(payload).to_bytes(8, "big") + payload
+
+    def answer(head, body):
+        key = [line.split(":", 1)[1].strip() for line in head.split("\r\n")
+               if line.lower().startswith("sec-websocket-key:")][0]
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode())
+                                  .digest()).decode()
+        return (("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Accept: %s\r\nSec-WebSocket-Protocol: binary\r\n\r\n" % accept).encode() + frame)
+    upstream = Upstream(answer)
+    point_at(tmp_path, row["name"], upstream.port)
+    ws = open_ws(portal, "anna.schmidt-tiny", anna.session_id)
+    assert ws.recv() == payload
+    ws.close()
+    upstream.close()

@@ -14,6 +14,7 @@ a page from a desktop's Downloads/ cannot use the portal's API with the viewer's
 
 import html
 import logging
+import ssl
 import urllib.parse
 
 import bottle
@@ -191,10 +192,10 @@ def add_routes(app):
 
     def tunnel(websocket, rest, row, port, secret):
         try:
-            upstream = proxy.connect(port)
+            upstream = proxy.TLSPipe.connect(port)
             upstream.sendall(proxy.websocket_handshake(bottle.request.environ, rest or "/", secret))
             head, pending = proxy.read_head(upstream)
-        except (OSError, proxy.UpstreamError) as error:
+        except (OSError, ssl.SSLError, proxy.UpstreamError) as error:
             log.warning("WebSocket to desktop %s failed: %s", row.name, error)
             desktops.reconcile_soon()
             raise IServDeskError("The desktop does not answer.", status=502, code="desktop_unreachable")
