@@ -10,9 +10,11 @@ RUNTIME_DEBS := python3 python3-bottle python3-authlib python3-docker python3-pe
 TEST_DEBS := python3-pytest python3-websocket python3-cryptography python3-selenium pyflakes3 docker-registry \
 	chromium chromium-driver \
 	docker.io mmdebstrap curl ca-certificates openssl nginx systemd
-DEBS := $(RUNTIME_DEBS) $(TEST_DEBS)
+# Building the Debian package (make deb): debhelper, pybuild and lintian.
+DEB_BUILD_DEBS := build-essential dpkg-dev debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools lintian
+DEBS := $(RUNTIME_DEBS) $(TEST_DEBS) $(DEB_BUILD_DEBS)
 
-.PHONY: deps dockerd demo-image test run bench lint docs screenshots help
+.PHONY: deps dockerd demo-image test run bench lint docs screenshots help deb test-deb
 
 help:
 	@echo "make run         portal + development identity provider + demo desktop, all local"
@@ -22,6 +24,8 @@ help:
 	@echo "make bench       benchmarks against a baseline measured in the same run"
 	@echo "make lint        pyflakes over the code"
 	@echo "make docs        regenerate .env.example and README's settings table"
+	@echo "make deb         build/iservdesk_<version>_all.deb with Debian's tools, checked by lintian"
+	@echo "make test-deb    build the package, install/upgrade/purge it in clean Debian 12 and 13"
 
 # Installs only what is missing, so a repeated run costs one dpkg query per package.
 deps:
@@ -60,3 +64,13 @@ screenshots:
 docs:
 	$(PYTHON) -m iservdesk settings > .env.example
 	$(PYTHON) scripts/update-readme-settings
+
+# The Debian package: build/iservdesk_<version>_all.deb (packaging/debian, scripts/build-deb).
+deb: deps
+	scripts/build-deb
+
+# Installs, configures, serves, upgrades, removes and purges it in clean bookworm and trixie
+# root file systems (mmdebstrap, cached per day in the engine): scripts/test-deb.
+test-deb: dockerd
+	$(PYTHON) -m pytest tests/test_deb.py
+	scripts/test-deb

@@ -148,7 +148,7 @@ def test_ssl_setups_trial_certificate_steps_give_a_valid_site_without_hsts(tmp_p
     trial = [block for block in ssl_setup_commands("3.") if block.startswith("openssl")][0]
     edit = trial[trial.index("sed -i"):trial.index("ln -sf")]
     for command in rename + [edit]:
-        command = command.replace("/etc/nginx/sites-available/iservdesk.conf", site_copy)
+        command = command.replace("/etc/nginx/sites-available/iservdesk", site_copy)
         subprocess.run(["sh", "-c", command], check=True, timeout=30)
     with open(site_copy) as stream:
         text = stream.read()
