@@ -63,8 +63,41 @@ from authlib.jose import JsonWebKey, JsonWebToken, KeySet  # noqa: E402
 from authlib.jose.errors import JoseError  # noqa: E402
 from authlib.oauth2 import OAuth2Error  # noqa: E402
 from authlib.oauth2.rfc6749 import (  # noqa: E402
-    AuthorizationServer, ClientMixin, HttpRequest, InvalidClientError,
+    AuthorizationServer, ClientMixin, InvalidClientError,
     InvalidRequestError, OAuth2Request, ResourceProtector, TokenMixin, grants)
+
+try:  # Authlib >= 1.3 (trixie's 1.6): requests carry a separate payload
+    from authlib.oauth2.rfc6749.requests import (  # noqa: E402
+        BasicOAuth2Payload, JsonRequest)
+except ImportError:  # Authlib 1.2 (bookworm)
+    BasicOAuth2Payload = JsonRequest = None
+    from authlib.oauth2.rfc6749 import HttpRequest  # noqa: E402
+
+
+def oauth2_request(method, url, args, form, headers):
+    """An Authlib OAuth2Request in the shape this Authlib release expects."""
+    if BasicOAuth2Payload is None:
+        return OAuth2Request(method, url, body=form, headers=headers)
+
+    class Request(OAuth2Request):
+        @property
+        def args(self):
+            return args
+
+        @property
+        def form(self):
+            return form
+
+    request = Request(method, url, headers)
+    request.payload = BasicOAuth2Payload({**args, **form})
+    return request
+
+
+def resource_request(method, url, params, headers):
+    """The request ResourceProtector.validate_request takes, per Authlib release."""
+    if JsonRequest is None:
+        return HttpRequest(method, url, params, headers)
+    return JsonRequest(method, url, headers)
 from authlib.oauth2.rfc6750 import (  # noqa: E402
     BearerTokenGenerator, BearerTokenValidator)
 from authlib.oauth2.rfc7636 import CodeChallenge  # noqa: E402
@@ -368,14 +401,16 @@ class S256CodeChallenge(CodeChallenge):
     code_challenge_method as "plain"; IServ-like discovery announces S256."""
     SUPPORTED_CODE_CHALLENGE_METHOD = ['S256']
 
-    def validate_code_challenge(self, grant):
-        data = grant.request.data
+    def validate_code_challenge(self, grant, *args):
+        # Authlib 1.6 passes the redirect URI too; 1.2 does not.
+        payload = getattr(grant.request, 'payload', None)
+        data = payload.data if payload is not None else grant.request.data
         if data.get('code_challenge') and \
                 data.get('code_challenge_method') != 'S256':
             raise InvalidRequestError(
                 'code_challenge_method must be S256',
                 state=grant.request.state)
-        super().validate_code_challenge(grant)
+        super().validate_code_challenge(grant, *args)
 
 
 class IServOpenIDCode(OpenIDCode):
@@ -396,11 +431,14 @@ class IServOpenIDCode(OpenIDCode):
 
     def process_token(self, grant, token):
         # Same as Authlib's OpenIDToken.process_token, but every ID token
-        # passes through here so --misbehave can bend it.
+        # passes through here so --misbehave can bend it. Authlib 1.6 hands
+        # in the (status, token, headers) response, 1.2 the token.
+        if isinstance(token, tuple):
+            token = token[1]
         if not is_openid_scope(token.get('scope')):
             return token
         request = grant.request
-        code = request.credential
+        code = getattr(request, 'authorization_code', None) or request.credential
         config = self.get_jwt_config(grant)
         config['aud'] = self.get_audiences(request)
         config['nonce'] = code.get_nonce()
@@ -539,8 +577,8 @@ class DevAuthorizationServer(AuthorizationServer):
         url = self.state.base_url + request.path
         if request.query:
             url += '?' + request.query
-        return OAuth2Request(request.method, url, body=request.form,
-                             headers=request.headers)
+        return oauth2_request(request.method, url, request.args, request.form,
+                              request.headers)
 
     def handle_response(self, status, body, headers):
         if isinstance(body, dict):
@@ -749,8 +787,8 @@ class App:
 
     def userinfo(self, request):
         with self.state.lock:
-            http_request = HttpRequest(request.method, request.path,
-                                       request.params, request.headers)
+            http_request = resource_request(request.method, request.path,
+                                            request.params, request.headers)
             try:
                 token = self.protector.validate_request(['openid'],
                                                         http_request)
