@@ -967,7 +967,7 @@ def main(argv=None):
     state = State(load_users(args.users), clients, args)
     app = App(state)
     server = wsgi.Server((HOST, args.port), app, numthreads=16,
-                         server_name='dev-idp')
+                         server_name='dev-idp', shutdown_timeout=1)
     try:
         server.prepare()              # binds; resolves port 0
     except OSError as error:
@@ -988,8 +988,15 @@ def main(argv=None):
         pass
     finally:
         state.shutdown.set()
-        server.stop()
+        # Worker threads may sit in keep-alive reads of idle clients; give them a
+        # moment, then leave anyway: tests and `make run` expect a prompt exit.
+        stopper = threading.Thread(target=server.stop, daemon=True)
+        stopper.start()
+        stopper.join(3)
         log('stopped')
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == '__main__':

@@ -330,7 +330,12 @@ class IdentityProvider:
     def stop(self):
         if self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(20)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise AssertionError("dev-idp did not stop within 20 s of SIGTERM:\n" + self.log())
 
 
 @pytest.fixture
