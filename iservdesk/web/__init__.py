@@ -53,7 +53,6 @@ def make_app(config, db, desktops, provider=None, clock=dbmodule.utcnow):
     app.config["iservdesk.config"] = config
     app.config["iservdesk.db"] = db
     app.config["iservdesk.desktops"] = desktops
-    app.config["iservdesk.engine"] = desktops.spawner
     app.config["iservdesk.provider"] = provider or oidc.Provider(config)
     app.config["iservdesk.clock"] = clock
     errors.install(app)

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 def add_routes(app):
     database = app.config["iservdesk.db"]
-    engine = app.config["iservdesk.engine"]
+    engine = app.config["iservdesk.desktops"].spawner
 
     @app.get("/healthz")
     def healthz():
