@@ -267,6 +267,9 @@ SCHEMA = (
             "Off: only the owner gets in."),
     Setting("DESKTOP_READY_TIMEOUT", "180", parse_seconds,
             "Seconds a new desktop may take until its port 6901 answers before it counts as failed."),
+    Setting("PROXY_TIMEOUT", "120", parse_seconds,
+            "Seconds a desktop may stay silent while answering an HTTP request (a page, a "
+            "download) before the portal gives up on it. WebSockets have no such limit."),
     Setting("METRICS_TOKEN", "", parse_str,
             "GET /metrics answers loopback requests that did not come through a proxy; with this "
             "token set, also anyone who sends it as Authorization: Bearer <token>.", secret=True),

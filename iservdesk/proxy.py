@@ -14,7 +14,9 @@ bytes, never decoded and re-framed.
 """
 
 import base64
+import errno
 import http.client
+import io
 import logging
 import posixpath
 import socket
@@ -29,11 +31,11 @@ from . import metrics
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5  # seconds to reach the container
-SILENCE_TIMEOUT = 120  # seconds an HTTP upstream may stay silent
 HEAD_LIMIT = 65536  # bytes of a response head we accept
 CHUNK = 65536
-BATCH = 262144  # bytes gathered from the container before one send to the browser
-READ_SIZE = 262144  # bytes of TLS taken from the container's socket at once
+READ_SIZE = 1 << 20  # bytes of TLS taken from the container's socket at once
+BATCH = 262144  # bytes of plaintext sent to the browser at once
+RECORD = 16384  # the most plaintext one TLS record carries
 
 # RFC 9110 7.6.1 plus the ones a proxy must never pass on.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer",
@@ -127,25 +129,23 @@ def _client_context():
 CONTEXT = _client_context()
 
 
-def connect(port, timeout=CONNECT_TIMEOUT):
-    """A TLS socket to the container's 127.0.0.1 port (for HTTP requests)."""
-    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    try:
-        tls = CONTEXT.wrap_socket(raw)
-    except (OSError, ssl.SSLError):
-        raw.close()
-        raise
-    return tls
+# One receive buffer for the ciphertext of every pipe and one for the plaintext: gevent
+# runs one greenlet at a time, and none switches while a buffer holds its bytes (see
+# TLSPipe.recv_view and send_shared), so per-connection buffers would only cost memory.
+_RAW = memoryview(bytearray(READ_SIZE))
+_PLAIN = memoryview(bytearray(BATCH))
 
 
 class TLSPipe:
-    """TLS to the container through memory buffers, for WebSockets.
+    """TLS to the container through memory buffers, for WebSockets and HTTP.
 
     An SSLSocket reads the socket twice per 16 KiB record (header, body) and hands out one
-    record per recv(). Here one recv() of up to READ_SIZE feeds OpenSSL, and every record
-    in it is decrypted at once, so a video stream costs a few large reads and sends instead
-    of several small ones per record. Only the relay's two greenlets use a pipe, and
-    gevent never switches inside these calls, so sharing the SSLObject is safe.
+    record per recv(). Here one recv() of up to READ_SIZE feeds OpenSSL, and the records
+    at hand are decrypted straight into the caller's buffer, so a video stream costs a few
+    large reads and sends instead of several small ones per record: about half the
+    portal's CPU per streamed byte of an SSLSocket with http.client (`make bench`).
+    At most the relay's two greenlets share a pipe, and gevent never switches inside
+    these calls, so sharing the SSLObject is safe.
     """
 
     def __init__(self, sock):
@@ -178,31 +178,47 @@ class TLSPipe:
             send_all(self.sock, data)
 
     def _fill(self):
-        data = self.sock.recv(READ_SIZE)
-        if not data:
+        size = self.sock.recv_into(_RAW)
+        if not size:
             self.incoming.write_eof()
             return False
-        self.incoming.write(data)
+        self.incoming.write(_RAW[:size])
         return True
 
-    def recv(self, size=None):
-        """All decrypted bytes at hand after at most one socket read; b"" at the end."""
+    def recv_into(self, buffer):
+        """Decrypt what is at hand after at most one socket read into `buffer`; returns
+        the byte count, 0 at the end. Records that do not fit wait for the next call."""
+        view = memoryview(buffer)
         while True:
-            parts = []
+            filled = 0
             try:
-                while True:
-                    data = self.tls.read(READ_SIZE)
-                    if not data:
-                        return b"".join(parts)  # the container closed TLS
-                    parts.append(data)
+                while filled < len(view):
+                    size = self.tls.read(len(view) - filled, view[filled:])
+                    if not size:
+                        return filled  # the container closed TLS
+                    filled += size
             except ssl.SSLWantReadError:
                 pass
             except ssl.SSLZeroReturnError:
-                return b"".join(parts)
-            if parts:
-                return b"".join(parts)
+                return filled
+            if filled:
+                return filled
             if not self._fill():
-                return b""
+                return 0
+
+    def recv_view(self):
+        """recv_into() the shared plaintext buffer: a view that stays valid until the
+        caller next lets gevent switch."""
+        return _PLAIN[:self.recv_into(_PLAIN)]
+
+    def recv(self, size=None):
+        """Like recv_view(), as bytes of their own."""
+        return bytes(self.recv_view())
+
+    def makefile(self, mode="rb"):
+        """A buffered reader of the plaintext, for http.client."""
+        assert mode == "rb", mode
+        return io.BufferedReader(_PipeReader(self), CHUNK)
 
     def send(self, data):
         self.tls.write(data)
@@ -212,9 +228,6 @@ class TLSPipe:
     def sendall(self, data):
         self.send(data)
 
-    def pending(self):
-        return 0  # recv() already took everything decrypted
-
     def settimeout(self, timeout):
         self.sock.settimeout(timeout)
 
@@ -223,6 +236,18 @@ class TLSPipe:
 
     def close(self):
         self.sock.close()
+
+
+class _PipeReader(io.RawIOBase):
+    def __init__(self, pipe):
+        super().__init__()
+        self.pipe = pipe
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        return self.pipe.recv_into(buffer)
 
 
 # -- WebSocket --
@@ -280,13 +305,13 @@ def relay(client, client_reader, upstream, pending, on_traffic):
     upstream.settimeout(None)
     state = {"bytes": 0}
 
-    def pump(read, destination, direction):
+    def pump(read, send, direction):
         try:
             while True:
                 data = read()
                 if not data:
                     break
-                send_all(destination, data)
+                send(data)
                 state["bytes"] += len(data)
                 metrics.PROXY_BYTES.inc(direction, amount=len(data))
         except (OSError, ssl.SSLError, ValueError):
@@ -298,26 +323,10 @@ def relay(client, client_reader, upstream, pending, on_traffic):
                 except (OSError, ValueError):
                     pass
 
-    def read_upstream():
-        # One TLS record (16 KiB at most) per recv: take every record already decrypted
-        # or buffered, so the browser gets one larger send instead of many small ones.
-        data = upstream.recv(CHUNK)
-        if not data:
-            return data
-        parts = [data]
-        size = len(data)
-        while size < BATCH and upstream.pending():
-            more = upstream.recv(CHUNK)
-            if not more:
-                break
-            parts.append(more)
-            size += len(more)
-        return b"".join(parts) if len(parts) > 1 else data
-
     if pending:
         send_all(client, pending)
-    downstream = gevent.spawn(pump, read_upstream, client, "to_browser")
-    upstream_pump = gevent.spawn(pump, lambda: client_reader.read1(CHUNK), upstream, "to_desktop")
+    downstream = gevent.spawn(pump, upstream.recv_view, lambda view: send_shared(client, view), "to_browser")
+    upstream_pump = gevent.spawn(pump, lambda: client_reader.read1(CHUNK), upstream.sendall, "to_desktop")
 
     def heartbeat():
         while True:
@@ -339,6 +348,18 @@ def relay(client, client_reader, upstream, pending, on_traffic):
     return state["bytes"]
 
 
+def send_shared(sock, view):
+    """Send bytes that live in a shared buffer (TLSPipe.recv_view): what the socket takes
+    at once goes straight from the buffer; the rest is copied before gevent may switch
+    to a greenlet that refills it. A gevent socket's send() with timeout 0 never waits."""
+    try:
+        sent = sock.send(view, 0, 0.0)
+    except BlockingIOError:
+        sent = 0
+    if sent < len(view):
+        send_all(sock, bytes(view[sent:]))
+
+
 def send_all(sock, data):
     """sendall() without gevent's per-call getsockopt(SO_SNDBUF): a plain send loop."""
     view = memoryview(data)
@@ -350,7 +371,10 @@ def send_all(sock, data):
 # -- HTTP --
 
 class Response:
-    """A streamed upstream response: status line, cleaned headers, and an iterable body."""
+    """A streamed upstream response: status line, cleaned headers, and an iterable body.
+
+    The first piece of the body is read at once, so that a container that falls silent
+    before it gets the browser a status page (UpstreamError) rather than a bare head."""
 
     def __init__(self, connection, response):
         self.connection = connection
@@ -363,42 +387,64 @@ class Response:
             if lower in HOP_BY_HOP or lower in RESPONSE_DROP or lower in tokens:
                 continue
             self.headers.append((name, value))
+        self.first = response.read1(CHUNK)
 
     def __iter__(self):
         try:
-            while True:
-                data = self.response.read1(CHUNK)
-                if not data:
-                    break
+            data = self.first
+            while data:
                 metrics.PROXY_BYTES.inc("to_browser", amount=len(data))
                 yield data
+                data = self.response.read1(CHUNK)
         except (OSError, http.client.HTTPException) as error:
             log.info("desktop response ended early: %s", type(error).__name__)
+            # The head is out: only a closed connection tells the browser that the body is
+            # incomplete. gevent's server closes it without a traceback on ECONNRESET.
+            raise ConnectionResetError(errno.ECONNRESET, "the desktop's response ended early") from None
         finally:
             self.close()
 
     def close(self):
-        self.connection.close()
+        self.response.close()
+        self.connection.release()
 
 
-class _Connection(http.client.HTTPSConnection):
-    def __init__(self, port):
-        super().__init__("127.0.0.1", port, timeout=SILENCE_TIMEOUT)
+class _Connection(http.client.HTTPConnection):
+    """http.client over a TLSPipe (its own TLS would read each record in two syscalls).
+
+    http.client closes its connection as soon as it has read the head of a response that
+    will close; the pipe must live on for the body, until release()."""
+
+    def __init__(self, port, silence):
+        super().__init__("127.0.0.1", port, timeout=silence)
         self._port = port
+        self.pipe = None
 
     def connect(self):
-        self.sock = connect(self._port)
-        self.sock.settimeout(SILENCE_TIMEOUT)
+        self.pipe = TLSPipe.connect(self._port)
+        self.pipe.settimeout(self.timeout)
+        self.sock = self.pipe
+
+    def close(self):
+        self.sock = None
+        super().close()
+
+    def release(self):
+        self.close()
+        if self.pipe is not None:
+            self.pipe.close()
 
 
-def http_request(environ, rest, port, secret):
+def http_request(environ, rest, port, secret, silence):
     """Send the browser's request to the container, streaming its body; return a Response.
 
-    Raises UpstreamError when the container cannot be reached or does not answer.
+    Raises UpstreamError when the container cannot be reached or does not answer. After
+    `silence` seconds without a byte from the container the request, or the streamed
+    body, ends.
     """
     method = environ["REQUEST_METHOD"]
     target = upstream_target(rest, environ.get("QUERY_STRING", ""))
-    connection = _Connection(port)
+    connection = _Connection(port, silence)
     started = time.monotonic()
     try:
         connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
@@ -426,7 +472,7 @@ def http_request(environ, rest, port, secret):
             if chunked and not length:
                 connection.send(b"0\r\n\r\n")
         return Response(connection, connection.getresponse())
-    except (OSError, ssl.SSLError, http.client.HTTPException) as error:
-        connection.close()
+    except (OSError, ssl.SSLError, http.client.HTTPException, UpstreamError) as error:
+        connection.release()
         raise UpstreamError("%s after %.1fs: %s" % (type(error).__name__, time.monotonic() - started,
                                                     error)) from None

@@ -6,8 +6,11 @@ import hashlib
 import http.client
 import io
 import os
+import random
 import socket
 import sqlite3
+import threading
+import time
 import urllib.parse
 
 import pytest
@@ -419,3 +422,100 @@ def test_a_large_first_burst_after_the_101_arrives_whole(running, tmp_path):
     assert ws.recv() == payload
     ws.close()
     upstream.close()
+
+
+def test_concurrent_streams_to_a_fast_and_a_slow_browser_arrive_intact(running, tmp_path):
+    # The relay decrypts every stream into one shared buffer; a browser that cannot take a
+    # batch at once must still get its own bytes, not those another stream decrypted since.
+    portal, anna, row = running()
+    frames, frame_size = 24, 256 * 1024
+
+    def payload(seed, index):
+        return random.Random(seed * 1000 + index).randbytes(frame_size)
+
+    def answer(head, body):
+        key = [line.split(":", 1)[1].strip() for line in head.split("\r\n")
+               if line.lower().startswith("sec-websocket-key:")][0]
+        seed = int(head.split(" ")[1].split("seed=")[1])
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode())
+                                  .digest()).decode()
+        yield ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Accept: %s\r\nSec-WebSocket-Protocol: binary\r\n\r\n" % accept).encode()
+        for index in range(frames):
+            yield b"\x82\x7f" + frame_size.to_bytes(8, "big") + payload(seed, index)
+    upstream = Upstream(answer)
+    point_at(tmp_path, row["name"], upstream.port)
+
+    def connect(seed, receive_buffer):
+        return websocket.create_connection(
+            ws_url(portal, "anna.schmidt-tiny") + "?seed=%d" % seed, subprotocols=["binary"],
+            origin=portal.url, cookie="iservdesk_session=%s" % anna.session_id, timeout=30,
+            sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)])
+    slow, fast = connect(1, 4096), connect(2, 4 << 20)
+    received = {1: [], 2: []}
+    while len(received[2]) < frames:
+        received[2].append(fast.recv())
+        if len(received[2]) % 4 == 0:  # the slow one reads a frame now and then
+            received[1].append(slow.recv())
+    while len(received[1]) < frames:
+        received[1].append(slow.recv())
+    for seed in (1, 2):
+        for index, data in enumerate(received[seed]):
+            assert data == payload(seed, index), "stream %d, frame %d" % (seed, index)
+    slow.close()
+    fast.close()
+    upstream.close()
+
+
+def test_a_desktop_that_accepts_but_never_speaks_tls_gets_a_page_after_the_connect_timeout(running, tmp_path):
+    portal, anna, row = running()
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(8)  # the kernel accepts; nobody ever answers
+    point_at(tmp_path, row["name"], mute.getsockname()[1])
+    started = time.monotonic()
+    page = anna.get("/desktop/anna.schmidt-tiny/vnc.html")
+    assert page.status_code == 502 and "antwortet gerade nicht" in page.text
+    assert time.monotonic() - started < 30  # CONNECT_TIMEOUT is 5 s; this only rules out hanging
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        open_ws(portal, "anna.schmidt-tiny", anna.session_id, timeout=30)
+    assert refused.value.status_code == 502
+    mute.close()
+
+
+def test_a_desktop_silent_for_proxy_timeout_ends_the_request(running, tmp_path):
+    portal, anna, row = running(PROXY_TIMEOUT="2")
+    release = threading.Event()
+
+    def answer(head, body):
+        request_line = head.split("\r\n")[0]
+        if "/stall-" in request_line:
+            yield b"HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\nContent-Type: application/octet-stream\r\n\r\n"
+        if "/stall-body" in request_line:
+            yield b"x" * 1000000
+        release.wait(60)  # and then nothing, until the test ends
+        yield b""
+    upstream = Upstream(answer)
+    point_at(tmp_path, row["name"], upstream.port)
+    try:
+        page = anna.get("/desktop/anna.schmidt-tiny/no-answer")
+        assert page.status_code == 502 and "antwortet gerade nicht" in page.text
+        assert "desktop anna.schmidt-tiny did not answer: TimeoutError after 2.0s" in portal.log()
+        # A head and then silence: still a page, since nothing has gone to the browser yet.
+        page = anna.get("/desktop/anna.schmidt-tiny/stall-head")
+        assert page.status_code == 502 and "antwortet gerade nicht" in page.text
+        # A body that stops half-way ends after the same silence instead of hanging.
+        connection = http.client.HTTPConnection("127.0.0.1", int(portal.url.rsplit(":", 1)[1]), timeout=60)
+        connection.request("GET", "/desktop/anna.schmidt-tiny/stall-body",
+                           headers={"Cookie": "iservdesk_session=%s" % anna.session_id})
+        response = connection.getresponse()
+        assert response.status == 200
+        with pytest.raises(http.client.IncompleteRead) as incomplete:
+            response.read()
+        assert incomplete.value.partial == b"x" * 1000000
+        connection.close()
+        assert "desktop response ended early" in portal.log()
+        assert "Traceback" not in portal.log()
+    finally:
+        release.set()
+        upstream.close()

@@ -176,7 +176,7 @@ def add_routes(app):
         if websocket is not None:
             return tunnel(websocket, rest, row, port, secret)
         try:
-            response = proxy.http_request(environ, rest or "/", port, secret)
+            response = proxy.http_request(environ, rest or "/", port, secret, config.proxy_timeout)
         except proxy.UpstreamError as error:
             log.warning("desktop %s did not answer: %s", row.name, error)
             desktops.reconcile_soon()
