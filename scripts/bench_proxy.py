@@ -19,7 +19,12 @@ memory BIOs, as fast as this client can. Measured in the same run, interleaved:
 
 Prints a table and the ratios against the goals (throughput >= 0.9x direct, added latency
 p50 < 0.3 ms and p99 < 2 ms, no errors), and writes them to bench-results/proxy.txt. The
-processes' CPU seconds are printed too: on a shared machine they move far less than MB/s.
+processes' CPU seconds (from each process's CPU clock) are printed too: on a shared machine
+they move far less than MB/s. Throughput is judged twice: on the wall clock, and with a
+core per process (all rounds' bytes / the CPU seconds of the busiest process on the path).
+The second is what a machine with more cores than busy processes gets, as a production
+host does, where the browser is elsewhere; on a 2-core machine the proxied run's three
+busy processes (client, portal, stand-in) share two cores, the direct run's two do not.
 Everything listens on 127.0.0.1 only; every phase is bounded in count and time.
 Needs the Docker engine and the demo image (make demo-image).
 """
@@ -28,7 +33,6 @@ import argparse
 import base64
 import hashlib
 import os
-import resource
 import socket
 import sqlite3
 import ssl
@@ -47,7 +51,7 @@ from flows import Client  # noqa: E402
 from upstream import self_signed  # noqa: E402
 
 MB = 1e6
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 USER, SLUG = "anna.schmidt", "tiny"
 MESSAGE = 32  # bytes of an echoed message
 TIMEOUT = 15  # seconds any single read or connect may take before it counts as an error
@@ -306,8 +310,7 @@ class Echo:
 
 
 def client_cpu():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return time.process_time()
 
 
 def measured(function, target, total, watches):
@@ -351,12 +354,18 @@ class Watch:
 
     def __init__(self, pid):
         self.pid = pid
+        self.clock = ((~pid) << 3) | 2  # Linux's CPU clock of another process, in ns
         self.samples = []
         self.stopping = threading.Event()
         self.thread = None
 
     def cpu(self):
-        """utime + stime in seconds."""
+        """CPU seconds used so far: from the process's CPU clock, or where the kernel does
+        not offer that, utime + stime (in clock ticks, 10 ms each)."""
+        try:
+            return time.clock_gettime(self.clock)
+        except OSError:
+            pass
         with open("/proc/%d/stat" % self.pid) as stream:
             fields = stream.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / self.TICK
@@ -486,7 +495,8 @@ def proxied_desktop(url, folder, upstream_port):
 
 def transfer_lines(title, runs, total, watched):
     """Report lines for one kind of transfer: {label: [(MB/s, {process: CPU s})]}, rounds
-    in the order run. Returns (lines, best/best ratio, median of the rounds' ratios)."""
+    in the order run. Returns (lines, best/best ratio, median of the rounds' ratios,
+    median ratio with a core per process)."""
     best = {label: max(speed for speed, _ in values) for label, values in runs.items()}
     median = {label: statistics.median(speed for speed, _ in values) for label, values in runs.items()}
     ratios = [proxied[0] / direct[0] for direct, proxied in zip(runs["direct"], runs["proxied"])]
@@ -503,7 +513,18 @@ def transfer_lines(title, runs, total, watched):
         if process == "portal" and cost["proxied"] > 0:
             lines.append("   %-31s %10s %10.0f" % ("portal's ceiling on 1 core, MB/s", "",
                                                   total / MB / cost["proxied"]))
-    return lines, best["proxied"] / best["direct"], statistics.median(ratios)
+    # Each stage of a pipeline on a core of its own moves the bytes as fast as its busiest
+    # process allows. The wall clock above is that only when there are more cores than
+    # busy processes: here the proxied run has three (client, portal, stand-in), the
+    # direct one two, and in production the browser is on another machine.
+    own_core = {}
+    for label, values in runs.items():
+        busiest = max(sum(used[process] for _, used in values) for process in values[0][1])
+        own_core[label] = len(values) * total / MB / busiest
+    own_ratio = own_core["proxied"] / own_core["direct"]
+    lines.append("   %-31s %10.0f %10.0f %7.2fx  (all rounds' bytes / the busiest process's CPU s)" % (
+        "MB/s with a core per process", own_core["direct"], own_core["proxied"], own_ratio))
+    return lines, best["proxied"] / best["direct"], statistics.median(ratios), own_ratio
 
 
 def goal(met):
@@ -557,7 +578,7 @@ def main():
             stop_processes(processes)
 
     lines += ["", "%-34s %10s %10s %8s" % ("", "direct", "proxied", "ratio")]
-    section, ws_best, ws_median = transfer_lines(
+    section, ws_best, ws_median, ws_own_core = transfer_lines(
         "1. WebSocket stream, %d MiB in 64 KiB frames, %d rounds" % (args.stream_mib, args.rounds),
         runs["websocket"], total, ["upstream", "portal"])
     lines += section
@@ -589,14 +610,16 @@ def main():
         for text in load["first_errors"]:
             lines.append("   error (%s): %s" % (label, text))
     if not args.skip_http:
-        section, _, _ = transfer_lines("4. HTTP download, %d MiB body, %d rounds" % (args.stream_mib, args.rounds),
+        section, _, _, _ = transfer_lines("4. HTTP download, %d MiB body, %d rounds" % (args.stream_mib, args.rounds),
                                        runs["http"], total, ["upstream", "portal"])
         lines += section
     errors = load_direct["errors"] + load_proxied["errors"]
     lines += ["", "load average %.2f at the end (other work on the machine skews MB/s and p99 more than CPU "
               "seconds)" % os.getloadavg()[0],
-              "goals: WebSocket throughput >= %.1fx direct: %s (best rounds %.2fx, median ratio %.2fx)" % (
-                  GOAL_RATIO, goal(ws_best >= GOAL_RATIO), ws_best, ws_median),
+              "goals: WebSocket throughput >= %.1fx direct: on the wall clock of these %d cores %s (best rounds "
+              "%.2fx, median ratio %.2fx);" % (GOAL_RATIO, os.cpu_count(), goal(ws_median >= GOAL_RATIO), ws_best,
+                                               ws_median),
+              "       with a core per process %s (%.2fx)" % (goal(ws_own_core >= GOAL_RATIO), ws_own_core),
               "       added latency p50 < %.1f ms: %s (%+.3f ms), p99 < %.0f ms: %s (%+.3f ms)" % (
                   GOAL_P50_MS, goal(added50 < GOAL_P50_MS), added50, GOAL_P99_MS, goal(added99 < GOAL_P99_MS),
                   added99),

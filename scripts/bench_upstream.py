@@ -27,7 +27,7 @@ import sys
 import threading
 import urllib.parse
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 BLOCK = 1 << 20  # bytes handed to one sendall of a stream or blob
 
 
