@@ -277,7 +277,8 @@ SCHEMA = (
             "DEBUG, INFO, WARNING or ERROR."),
     Setting("IDLE_TIMEOUT", "2h", parse_duration,
             "iservdesk cleanup stops a running desktop nobody has used this long (no page "
-            "loaded, no viewer open). Files are kept. 2h outlasts a double lesson plus a break."),
+            "loaded, no traffic to or from a viewer). Files are kept. 2h outlasts a double "
+            "lesson plus a break."),
     Setting("REMOVE_STOPPED_AFTER", "7d", parse_duration,
             "iservdesk cleanup removes a container that has been stopped this long; the home "
             "volume stays, so the next start gets a fresh desktop with the same files. 7d keeps "

@@ -293,13 +293,13 @@ def clean_response_head(head):
     return ("\r\n".join(kept) + "\r\n\r\n").encode("latin-1")
 
 
-def relay(client, client_reader, upstream, pending, on_traffic):
+def relay(client, client_reader, upstream, pending, on_traffic, every=60):
     """Pump bytes both ways until either side closes; then close both. Blocks.
 
     `client_reader` is the server's buffered reader of the client socket (it may hold
     bytes the browser sent right after its handshake); `pending` are upstream bytes
-    read past the 101 head. on_traffic() is called at most every few seconds while
-    bytes flow and at least once a minute while the connection is open.
+    read past the 101 head. on_traffic() is called every `every` seconds in which bytes
+    flowed, so that an open but silent viewer does not keep its desktop from idling out.
     """
     client.settimeout(None)
     upstream.settimeout(None)
@@ -329,9 +329,12 @@ def relay(client, client_reader, upstream, pending, on_traffic):
     upstream_pump = gevent.spawn(pump, lambda: client_reader.read1(CHUNK), upstream.sendall, "to_desktop")
 
     def heartbeat():
+        seen = state["bytes"]
         while True:
-            gevent.sleep(60)
-            on_traffic()
+            gevent.sleep(every)
+            if state["bytes"] != seen:
+                seen = state["bytes"]
+                on_traffic()
     beat = gevent.spawn(heartbeat)
     try:
         gevent.joinall([downstream, upstream_pump], count=1)

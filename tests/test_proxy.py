@@ -519,3 +519,26 @@ def test_a_desktop_silent_for_proxy_timeout_ends_the_request(running, tmp_path):
     finally:
         release.set()
         upstream.close()
+
+
+def test_a_viewer_counts_as_activity_while_bytes_flow_and_not_while_silent(running, tmp_path):
+    # IDLE_TIMEOUT=10s makes the relay look for traffic every second instead of every minute.
+    portal, anna, row = running(slug="demo", IDLE_TIMEOUT="10s")
+    ws = open_ws(portal, "anna.schmidt-demo", anna.session_id)
+    assert ws.recv() == b"RFB 003.008\n"  # bytes flowed; let the relay's next look pass
+
+    def last_access():
+        return row_of(tmp_path, "anna.schmidt-demo")["last_access_at"]
+
+    def forget():
+        con = database(tmp_path)
+        con.execute("UPDATE desktops SET last_access_at = '2020-01-01T00:00:00.000000Z'")
+        con.close()
+    time.sleep(2.5)
+    forget()
+    time.sleep(3)  # an open viewer, silent: RFB servers wait for the client here
+    assert last_access() < "2021"
+    ws.send_binary(b"RFB 003.008\n")  # and now traffic both ways
+    assert ws.recv()
+    wait_for(lambda: last_access() > "2026", 10, "last access after traffic")
+    ws.close()

@@ -65,6 +65,12 @@ def security_headers(config, name):
             ("Referrer-Policy", "same-origin"), ("Cache-Control", "private")]
 
 
+def activity_interval(config):
+    """Seconds between last-access updates while a WebSocket carries traffic: once a
+    minute, or a tenth of IDLE_TIMEOUT when that is shorter (and at least a second)."""
+    return max(1.0, min(60.0, config.idle_timeout.total_seconds() / 10))
+
+
 def rewrite_location(location, name, port, public_url):
     """A redirect from the container, kept inside its /desktop/<name>/ prefix.
 
@@ -217,7 +223,7 @@ def add_routes(app):
         log.info("WebSocket opened to desktop %s", name)
         metrics.WEBSOCKETS_OPEN.inc()
         try:
-            count = proxy.relay(client, reader, upstream, pending, on_traffic)
+            count = proxy.relay(client, reader, upstream, pending, on_traffic, activity_interval(config))
         finally:
             metrics.WEBSOCKETS_OPEN.dec()
         log.info("WebSocket to desktop %s closed after %d bytes", name, count)
