@@ -602,9 +602,9 @@ class Desktops:
     def stop_if_idle(self, row, now, idle_timeout, dry_run=False):
         """Stop the desktop if, at `now`, it still runs and has been unused for `idle_timeout`.
 
-        The proxy writes last_access_at on every request and every minute while a viewer's
-        WebSocket is open, so a desktop on someone's screen is never idle. Returns True when
-        it was stopped (dry_run: would be). The container and its files stay.
+        The proxy writes last_access_at on every request and every minute in which bytes
+        cross a viewer's WebSocket, so a desktop someone works with is never idle. Returns
+        True when it was stopped (dry_run: would be). The container and its files stay.
         """
         with self.locks[row.name]:
             fresh = db.Desktop.get_or_none(db.Desktop.id == row.id)
