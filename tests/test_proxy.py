@@ -9,6 +9,7 @@ import os
 import random
 import socket
 import sqlite3
+import ssl
 import threading
 import time
 import urllib.parse
@@ -20,7 +21,7 @@ import websocket
 from conftest import wait_for
 from flows import Client
 from test_desktops import container_of, wait_status
-from upstream import Upstream
+from upstream import Upstream, self_signed
 
 
 def database(tmp_path):
@@ -542,3 +543,44 @@ def test_a_viewer_counts_as_activity_while_bytes_flow_and_not_while_silent(runni
     assert ws.recv()
     wait_for(lambda: last_access() > "2026", 10, "last access after traffic")
     ws.close()
+
+
+def test_a_browser_closing_its_websocket_closes_the_desktops_side(running, tmp_path):
+    portal, anna, row = running()
+    folder = tmp_path / "tls"
+    folder.mkdir()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*self_signed(str(folder)))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    closed = threading.Event()
+
+    def serve():  # a desktop that answers the handshake, then waits for its peer to go
+        raw, _ = listener.accept()
+        with context.wrap_socket(raw, server_side=True) as tls:
+            tls.settimeout(30)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += tls.recv(65536)
+            key = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"sec-websocket-key:")][0]
+            accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            tls.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        b"Sec-WebSocket-Accept: " + accept + b"\r\nSec-WebSocket-Protocol: binary\r\n\r\n"
+                        b"\x82\x05hello")
+            try:
+                while tls.recv(65536):
+                    pass  # the browser's close frame is relayed like any other bytes
+                closed.set()
+            except (OSError, ssl.SSLError):
+                closed.set()  # a reset is a close too
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    point_at(tmp_path, row["name"], listener.getsockname()[1])
+    ws = open_ws(portal, "anna.schmidt-tiny", anna.session_id)
+    assert ws.recv() == b"hello"
+    ws.sock.shutdown(socket.SHUT_RDWR)  # the tab goes away without a close handshake
+    ws.sock.close()
+    assert closed.wait(10), "the desktop's connection stayed open after the browser left"
+    listener.close()
