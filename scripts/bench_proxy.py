@@ -2,19 +2,22 @@
 """make bench: the desktop proxy (WebSocket and HTTP) against talking to the upstream directly.
 
 A stand-in desktop (scripts/bench_upstream.py: TLS, WebSocket stream and echo, HTTP blob)
-runs in a process of its own. "direct" is this client talking to it over TLS, the way a
-browser would talk to a container; "proxied" is the same client talking plain HTTP to a
-real portal at /desktop/<name>/..., whose running `tiny` desktop's database row points at
-the stand-in (as tests/test_proxy.py does), so the bytes cross the portal's sign-in and
-owner checks and then proxy.relay() or proxy.http_request(). Both sides use the same lean
-client: it parses frame headers off the socket in 1 MiB reads instead of decoding frames
-(websocket-client would be the bottleneck), and the direct side does its TLS through
-memory BIOs, as fast as this client can. Measured in the same run, interleaved:
+runs in a container of the demo image, its port 6901 published on 127.0.0.1 as the portal
+publishes desktops (--process: a plain process instead). "direct" is this client talking
+to that published port over TLS, the way a browser would talk to a container; "proxied"
+is the same client talking plain HTTP to a real portal at /desktop/<name>/..., whose
+running `tiny` desktop's database row points at the stand-in (as tests/test_proxy.py
+does), so the bytes cross the portal's sign-in and owner checks and then proxy.relay() or
+proxy.http_request(). Both paths cross docker-proxy, which carries published ports to
+127.0.0.1. Both sides use the same lean client: it parses frame headers off the socket in
+1 MiB reads instead of decoding frames (websocket-client would be the bottleneck), and the
+direct side does its TLS through memory BIOs, as fast as this client can. Measured in the
+same run, interleaved:
 
   1. WebSocket throughput: a 256 MiB server-to-client stream in 64 KiB binary frames
   2. round-trip latency: 2000 echoes of 32 bytes after a warm-up, p50 and p99
   3. 300 concurrent WebSockets, each echoing 32 bytes every 100 ms for 10 s: errors,
-     messages, and the portal's CPU time and memory (/proc/<pid>/stat and status)
+     messages, and the portal's CPU time and memory (its CPU clock, /proc/<pid>/status)
   4. HTTP download throughput of a 256 MiB body
 
 Prints a table and the ratios against the goals (throughput >= 0.9x direct, added latency
@@ -23,8 +26,8 @@ processes' CPU seconds (from each process's CPU clock) are printed too: on a sha
 they move far less than MB/s. Throughput is judged twice: on the wall clock, and with a
 core per process (all rounds' bytes / the CPU seconds of the busiest process on the path).
 The second is what a machine with more cores than busy processes gets, as a production
-host does, where the browser is elsewhere; on a 2-core machine the proxied run's three
-busy processes (client, portal, stand-in) share two cores, the direct run's two do not.
+host does, where the browser is elsewhere; on a 2-core machine the proxied run's four busy
+processes (client, portal, docker-proxy, stand-in) share two cores, the direct run's three.
 Everything listens on 127.0.0.1 only; every phase is bounded in count and time.
 Needs the Docker engine and the demo image (make demo-image).
 """
@@ -46,7 +49,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import (ROOT, database_file, machine_facts, raise_open_files, start_processes,  # noqa: E402
                    stop_processes, write_report)
-from conftest import wait_for  # noqa: E402
+from conftest import DEMO_IMAGE, free_port, wait_for  # noqa: E402
+from iservdesk.desktops.manager import answers  # noqa: E402
 from flows import Client  # noqa: E402
 from upstream import self_signed  # noqa: E402
 
@@ -465,16 +469,73 @@ def concurrent(target, streams, seconds, interval, watch=None):
     return results
 
 
-def start_upstream(folder):
-    """The stand-in desktop in its own process; returns (process, port)."""
-    cert, key = self_signed(folder)
-    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "bench_upstream.py"),
-                                "--cert", cert, "--key", key], stdout=subprocess.PIPE, text=True)
-    line = process.stdout.readline()
-    if not line.startswith("port "):
-        process.kill()
-        raise RuntimeError("the bench upstream did not start")
-    return process, int(line.split()[1])
+class StandIn:
+    """The stand-in desktop (scripts/bench_upstream.py): in the demo image, in a container
+    whose port 6901 is published on 127.0.0.1 as the portal publishes desktops, or with
+    in_container=False a plain process. `port` is where clients reach it; `watches` are
+    the processes to charge: the stand-in, and docker-proxy, which carries the bytes
+    between 127.0.0.1 and the container."""
+
+    def __init__(self, folder, in_container=True):
+        cert, key = self_signed(folder)
+        script = os.path.join(ROOT, "scripts", "bench_upstream.py")
+        self.process = self.container = None
+        self.watches = {}
+        if not in_container:
+            self.process = subprocess.Popen([sys.executable, script, "--cert", cert, "--key", key],
+                                            stdout=subprocess.PIPE, text=True)
+            line = self.process.stdout.readline()
+            if not line.startswith("port "):
+                self.stop()
+                raise RuntimeError("the bench upstream did not start")
+            self.port = int(line.split()[1])
+            self.watches["upstream"] = Watch(self.process.pid)
+            return
+        os.chmod(folder, 0o755)  # the image's user reads the key through the mount
+        for path in (cert, key):
+            os.chmod(path, 0o644)
+        self.port = free_port()
+        self.container = subprocess.run(
+            ["docker", "run", "-d", "--rm", "--name", "iservdesk-bench-upstream-%d" % self.port,
+             "-p", "127.0.0.1:%d:6901" % self.port, "-v", "%s:/bench/upstream.py:ro" % script,
+             "-v", "%s:/bench/tls:ro" % folder, "--entrypoint", "python3", DEMO_IMAGE, "/bench/upstream.py",
+             "--cert", "/bench/tls/cert.pem", "--key", "/bench/tls/key.pem", "--host", "0.0.0.0",
+             "--port", "6901"], check=True, capture_output=True, text=True).stdout.strip()
+        try:
+            wait_for(lambda: answers(self.port, timeout=1), 60, "the stand-in container", interval=0.05)
+            pid = int(subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", self.container], check=True,
+                                     capture_output=True, text=True).stdout)
+            self.watches["upstream"] = Watch(pid)
+            proxy = docker_proxy(self.port)
+            if proxy:
+                self.watches["docker-proxy"] = Watch(proxy)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self):
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+        if self.container:
+            subprocess.run(["docker", "rm", "-f", self.container], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+
+
+def docker_proxy(port):
+    """The pid of the docker-proxy serving 127.0.0.1:`port`, or None (userland-proxy off)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as stream:
+                arguments = stream.read().split(b"\0")
+        except OSError:
+            continue
+        if arguments and arguments[0].endswith(b"docker-proxy") and b"-host-port" in arguments:
+            if arguments[arguments.index(b"-host-port") + 1] == str(port).encode():
+                return int(entry)
+    return None
 
 
 def proxied_desktop(url, folder, upstream_port):
@@ -533,7 +594,7 @@ def goal(met):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="throughput rounds per side")
+    parser.add_argument("--rounds", type=int, default=9, help="throughput rounds per side")
     parser.add_argument("--stream-mib", type=int, default=256)
     parser.add_argument("--echoes", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
@@ -541,6 +602,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--interval", type=float, default=0.1)
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--process", action="store_true",
+                        help="run the stand-in desktop as a plain process instead of in a container")
     args = parser.parse_args()
     total = args.stream_mib << 20
     # 300 WebSockets are 300 sockets here, 600 in the portal (browser side and upstream
@@ -552,7 +615,8 @@ def main():
              "HTTP to the portal, TLS from it)",
              machine_facts() + ", open files %d" % files]
     with tempfile.TemporaryDirectory() as folder:
-        upstream, upstream_port = start_upstream(folder)
+        standin = StandIn(folder, in_container=not args.process)
+        upstream_port = standin.port
         processes = []
         try:
             url, processes = start_processes(folder)
@@ -562,7 +626,7 @@ def main():
             direct = Target("direct", upstream_port, tls=True)
             proxied = Target("proxied", portal_port, tls=False, prefix="/desktop/%s" % name,
                              headers=[("Origin", url), ("Cookie", "iservdesk_session=" + client.session_id)])
-            watches = {"upstream": Watch(upstream.pid), "portal": Watch(portal.pid)}
+            watches = dict(standin.watches, portal=Watch(portal.pid))
             kinds = [("websocket", ws_throughput)] + ([] if args.skip_http else [("http", http_throughput)])
             runs = {kind: {"direct": [], "proxied": []} for kind, _ in kinds}
             for _ in range(args.rounds):  # interleaved, so drift hits both alike
@@ -573,14 +637,13 @@ def main():
             load_direct = concurrent(direct, args.streams, args.seconds, args.interval)
             load_proxied = concurrent(proxied, args.streams, args.seconds, args.interval, watches["portal"])
         finally:
-            upstream.terminate()
-            upstream.wait(10)
+            standin.stop()
             stop_processes(processes)
 
     lines += ["", "%-34s %10s %10s %8s" % ("", "direct", "proxied", "ratio")]
     section, ws_best, ws_median, ws_own_core = transfer_lines(
         "1. WebSocket stream, %d MiB in 64 KiB frames, %d rounds" % (args.stream_mib, args.rounds),
-        runs["websocket"], total, ["upstream", "portal"])
+        runs["websocket"], total, list(watches))
     lines += section
     p50 = {label: percentile(values, 0.50) * 1000 for label, values in times.items()}
     p99 = {label: percentile(values, 0.99) * 1000 for label, values in times.items()}
@@ -611,7 +674,7 @@ def main():
             lines.append("   error (%s): %s" % (label, text))
     if not args.skip_http:
         section, _, _, _ = transfer_lines("4. HTTP download, %d MiB body, %d rounds" % (args.stream_mib, args.rounds),
-                                       runs["http"], total, ["upstream", "portal"])
+                                       runs["http"], total, list(watches))
         lines += section
     errors = load_direct["errors"] + load_proxied["errors"]
     lines += ["", "load average %.2f at the end (other work on the machine skews MB/s and p99 more than CPU "

@@ -3,9 +3,10 @@
 127.0.0.1, standard library only, one thread per connection, in a process of its own (so
 the benchmark client's GIL stays out of the comparison).
 
-    bench_upstream.py --cert CERT --key KEY [--port N]
+    bench_upstream.py --cert CERT --key KEY [--port N] [--host ADDRESS]
 
-prints `port N` once it listens, then serves until killed. One request per connection,
+prints `port N` once it listens (on 127.0.0.1, unless --host says otherwise, as inside a
+container whose port is published on the host's 127.0.0.1), then serves until killed. One request per connection,
 chosen by path:
 
   WebSocket /stream?bytes=N[&frame=F]  N bytes in unmasked binary frames of F bytes
@@ -176,12 +177,13 @@ def main():
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(args.cert, args.key)
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", args.port))
+    listener.bind((args.host, args.port))
     listener.listen(1024)
     print("port %d" % listener.getsockname()[1], flush=True)
     threading.stack_size(256 * 1024)  # hundreds of connections, each a thread
