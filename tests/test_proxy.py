@@ -584,3 +584,17 @@ def test_a_browser_closing_its_websocket_closes_the_desktops_side(running, tmp_p
     ws.sock.close()
     assert closed.wait(10), "the desktop's connection stayed open after the browser left"
     listener.close()
+
+
+def test_a_body_that_ends_with_the_connection_arrives_whole(running, tmp_path):
+    # No Content-Length, no chunks: the body ends where the desktop closes, here without
+    # a TLS close_notify (as many servers do), which must count as the end, not a failure.
+    portal, anna, row = running()
+    upstream = Upstream(lambda head, body: b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"
+                        + b"a body without a length\n" * 1000)
+    point_at(tmp_path, row["name"], upstream.port)
+    page = anna.get("/desktop/anna.schmidt-tiny/unframed.txt")
+    assert page.status_code == 200
+    assert page.text == "a body without a length\n" * 1000
+    assert "ended early" not in portal.log()
+    upstream.close()
