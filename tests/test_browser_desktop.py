@@ -10,7 +10,7 @@ from selenium.webdriver.common.by import By
 
 import browser
 from flows import PASSWORDS
-from test_desktops import wait_status
+from test_desktops import container_of, wait_status
 from test_proxy import point_at, row_of
 from upstream import Upstream
 
@@ -68,6 +68,32 @@ def test_browser_opens_a_desktop_through_the_proxy_and_novnc_connects(signed_in_
     assert "demo-desktop" in state["title"]
     assert not state["credentials_asked"]
     browser.save_screenshot(driver, "proxy-novnc-connected-" + slug)
+
+
+def test_a_desktop_dying_mid_session_disconnects_the_viewer_and_the_page_says_stopped(
+        signed_in_portal, chromium, docker_client, demo_image):
+    portal, _ = signed_in_portal()
+    driver = chromium(language="en")
+    browser_sign_in(driver, portal.url, "max.muster")
+    api = BrowserClient(driver, portal.url)
+    api.post("/api/container/start", params={"desktop_type": "demo"})
+    wait_status(api, "demo", "running")
+    url = portal.url + "/desktop/max.muster-demo/"
+    browser.load(driver, url, connected_and_drawn, 30, "noVNC to connect", describe=browser.novnc_state)
+
+    container_of(docker_client, portal, "max.muster-demo").kill()
+    # The relay closes the browser's WebSocket when the container's side goes: noVNC
+    # leaves the connected state and tells the user.
+    state = browser.wait_until(driver, lambda d: (lambda s: s if not s["connected"] and s["status_text"]
+                                                  else None)(browser.novnc_state(d)), 20,
+                               "noVNC to notice the lost desktop", describe=browser.novnc_state)
+    assert state["status_shown"], state
+    wait_status(api, "demo", "stopped", timeout=20)
+    # Loading the desktop again shows the portal's page for a stopped desktop, not a 502.
+    browser.load(driver, url, lambda d: d.find_elements(By.ID, "start"), 30, "the stopped page",
+                 describe=lambda d: d.page_source[:3000])
+    assert "stopped" in driver.find_element(By.TAG_NAME, "body").text.lower()
+    browser.save_screenshot(driver, "proxy-desktop-died")
 
 
 def test_starting_page_follows_progress_and_continues_to_the_desktop(signed_in_portal, chromium, demo_image):

@@ -104,8 +104,11 @@ def test_owner_gets_the_page_and_its_relative_assets(running):
     portal, anna, _ = running()
     page = anna.get("/desktop/anna.schmidt-tiny/vnc.html")
     assert page.status_code == 200 and "noVNC" in page.text
+    assert page.headers["Cache-Control"] == "no-store"  # a stopped desktop's page must not come from the cache
     for asset in ("app/ui.js", "core/rfb.js", "app/styles/base.css"):
-        assert anna.get("/desktop/anna.schmidt-tiny/" + asset).status_code == 200, asset
+        answer = anna.get("/desktop/anna.schmidt-tiny/" + asset)
+        assert answer.status_code == 200, asset
+        assert answer.headers["Cache-Control"] == "private", asset
 
 
 def test_other_users_get_403_and_no_websocket(running):

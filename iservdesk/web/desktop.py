@@ -194,6 +194,12 @@ def add_routes(app):
             bottle.response.add_header(header, value)
         for header, value in security_headers(config, row.name):
             bottle.response.set_header(header, value)
+        if bottle.response.content_type.startswith("text/html"):
+            # Pages are never kept, so that a desktop stopped since shows the portal's page
+            # (with its start button) instead of a cached client that can no longer
+            # connect: with "no-cache", Chromium still showed the stored page at times.
+            # Scripts and styles may come from the cache.
+            bottle.response.set_header("Cache-Control", "no-store")
         return response
 
     def tunnel(websocket, rest, row, port, secret):
