@@ -238,9 +238,11 @@ SCHEMA = (
             "Comma-separated groups or roles allowed to sign in; empty lets in everyone IServ "
             "lets through. Admins are always allowed."),
     Setting("SESSION_IDLE_TIMEOUT", "4h", parse_duration,
-            "A session unused this long ends (e.g. 90m, 4h)."),
+            "A session unused this long ends (e.g. 90m, 4h). Traffic of a desktop viewer it "
+            "opened counts as use."),
     Setting("SESSION_LIFETIME", "12h", parse_duration,
-            "A session ends this long after sign-in, used or not."),
+            "A session ends this long after sign-in, used or not, and closes the desktop "
+            "viewers it opened."),
     Setting("DOCKER_URL", "unix:///var/run/docker.sock", parse_docker_url,
             "How to reach the Docker engine."),
     Setting("DOCKER_TIMEOUT", "10", parse_seconds,

@@ -293,13 +293,14 @@ def clean_response_head(head):
     return ("\r\n".join(kept) + "\r\n\r\n").encode("latin-1")
 
 
-def relay(client, client_reader, upstream, pending, on_traffic, every=60):
+def relay(client, client_reader, upstream, pending, beat, every=60):
     """Pump bytes both ways until either side closes; then close both. Blocks.
 
     `client_reader` is the server's buffered reader of the client socket (it may hold
     bytes the browser sent right after its handshake); `pending` are upstream bytes
-    read past the 101 head. on_traffic() is called every `every` seconds in which bytes
-    flowed, so that an open but silent viewer does not keep its desktop from idling out.
+    read past the 101 head. Every `every` seconds beat(flowed) is called, `flowed`
+    telling whether bytes crossed since the last call; when it returns False, the relay
+    ends (the viewer's session has ended).
     """
     client.settimeout(None)
     upstream.settimeout(None)
@@ -332,15 +333,26 @@ def relay(client, client_reader, upstream, pending, on_traffic, every=60):
         seen = state["bytes"]
         while True:
             gevent.sleep(every)
-            if state["bytes"] != seen:
-                seen = state["bytes"]
-                on_traffic()
-    beat = gevent.spawn(heartbeat)
+            flowed, seen = state["bytes"] != seen, state["bytes"]
+            try:
+                allowed = beat(flowed)
+            except Exception as error:  # a database hiccup must not cut a working viewer
+                log.warning("checking an open WebSocket failed (%s: %s); it stays open",
+                            type(error).__name__, error)
+                continue
+            if not allowed:
+                for sock in (client, upstream):
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)  # both pumps end, and so does the relay
+                    except (OSError, ValueError):
+                        pass
+                return
+    watcher = gevent.spawn(heartbeat)
     try:
         gevent.joinall([downstream, upstream_pump], count=1)
         gevent.joinall([downstream, upstream_pump], timeout=5)
     finally:
-        beat.kill(block=False)
+        watcher.kill(block=False)
         downstream.kill(block=False)
         upstream_pump.kill(block=False)
         for sock in (upstream, client):

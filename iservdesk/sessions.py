@@ -65,11 +65,11 @@ def create(user, policy, now, id_token=None):
     return session_id
 
 
-def resolve(session_id, policy, now):
+def resolve(session_id, policy, now, touch=True):
     """The live Session for `session_id` (with .user loaded), or None.
 
-    Expired sessions (absolute lifetime or idle timeout) are deleted on sight. Touches
-    last_seen_at at most once per TOUCH_INTERVAL.
+    Expired sessions (absolute lifetime or idle timeout) are deleted on sight. With
+    `touch`, counts as use: last_seen_at is written at most once per TOUCH_INTERVAL.
     """
     if not session_id or len(session_id) > 200:
         return None
@@ -80,7 +80,7 @@ def resolve(session_id, policy, now):
     if now >= session.expires_at or now - session.last_seen_at >= policy.idle_timeout:
         session.delete_instance()
         return None
-    if now - session.last_seen_at >= TOUCH_INTERVAL:
+    if touch and now - session.last_seen_at >= TOUCH_INTERVAL:
         (db.Session.update(last_seen_at=now)
          .where(db.Session.id_hash == session.id_hash).execute())
         session.last_seen_at = now

@@ -2,6 +2,7 @@
 a hostile stand-in upstream (tests/upstream.py) for what a container might send."""
 
 import base64
+import datetime
 import hashlib
 import http.client
 import io
@@ -601,3 +602,62 @@ def test_a_body_that_ends_with_the_connection_arrives_whole(running, tmp_path):
     assert page.text == "a body without a length\n" * 1000
     assert "ended early" not in portal.log()
     upstream.close()
+
+
+def ws_closed(ws, timeout=10):
+    """True once the portal has closed `ws` (within `timeout` seconds), False if it stays open."""
+    ws.settimeout(timeout)
+    try:
+        while True:
+            if not ws.recv():
+                return True
+    except (websocket.WebSocketConnectionClosedException, ConnectionError):
+        return True
+    except websocket.WebSocketTimeoutException:
+        return False
+
+
+def test_signing_out_closes_the_sessions_open_viewers_at_once(running):
+    # On a shared school computer the next person must not find the desktop connected.
+    portal, anna, _ = running(slug="demo")
+    ws = open_ws(portal, "anna.schmidt-demo", anna.session_id)
+    assert ws.recv() == b"RFB 003.008\n"
+    other = Client(portal.url, "anna.schmidt")  # her second sign-in, e.g. on a tablet
+    kept = open_ws(portal, "anna.schmidt-demo", other.session_id)
+    assert kept.recv() == b"RFB 003.008\n"
+    assert anna.post("/logout", allow_redirects=False).status_code == 303
+    assert ws_closed(ws)
+    assert not ws_closed(kept, timeout=2)  # the other session's viewer stays
+    assert "WebSocket to desktop anna.schmidt-demo closed after" in portal.log()
+    kept.close()
+
+
+def test_a_viewer_keeps_its_session_alive_while_used_and_ends_with_it(running, tmp_path):
+    # IDLE_TIMEOUT=10s: the relay looks every second. The session expires 90 s after its
+    # last use; the test makes that "80 s ago" instead of waiting.
+    portal, anna, _ = running(slug="demo", IDLE_TIMEOUT="10s", SESSION_IDLE_TIMEOUT="90s")
+    ws = open_ws(portal, "anna.schmidt-demo", anna.session_id)
+    assert ws.recv() == b"RFB 003.008\n"
+
+    def last_seen(seconds_ago):
+        con = database(tmp_path)
+        when = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=seconds_ago)
+        con.execute("UPDATE sessions SET last_seen_at = ?", (when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),))
+        con.close()
+
+    def session_count():
+        con = database(tmp_path)
+        try:
+            return con.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
+        finally:
+            con.close()
+    last_seen(80)
+    ws.send_binary(b"RFB 003.008\n")  # bytes cross: the session is in use
+    assert ws.recv()
+    time.sleep(15)  # past the 90 s, had the traffic not counted
+    assert session_count() == 1
+    assert not ws_closed(ws, timeout=1)
+    last_seen(88)  # and now silence until the session expires
+    assert ws_closed(ws, timeout=15)
+    assert session_count() == 0
+    assert "WebSocket to desktop anna.schmidt-demo closed: its session ended" in portal.log()

@@ -55,6 +55,7 @@ def make_app(config, db, desktops, provider=None, clock=dbmodule.utcnow):
     app.config["iservdesk.desktops"] = desktops
     app.config["iservdesk.provider"] = provider or oidc.Provider(config)
     app.config["iservdesk.clock"] = clock
+    app.config["iservdesk.viewers"] = desktop.Viewers()
     errors.install(app)
     app.install(DatabasePlugin(db))
     health.add_routes(app)

@@ -261,6 +261,7 @@ def add_routes(app):
             with db.write(database):
                 sessions.end(identity.session_id)
                 db.record("logout", actor=identity.user.username)
+            app.config["iservdesk.viewers"].close(identity.session.id_hash)
             log.info("%s signed out", identity.user.username)
             end_session_url = provider.end_session_url(identity.session.id_token, config.public_url + "/")
         bottle.response.add_header("Set-Cookie", cookie_header(sessions.COOKIE, "", max_age=0, secure=secure))

@@ -12,8 +12,10 @@ portal pages (those send Cross-Origin-Opener-Policy: same-origin and refuse fram
 a page from a desktop's Downloads/ cannot use the portal's API with the viewer's rights.
 """
 
+import collections
 import html
 import logging
+import socket
 import ssl
 import urllib.parse
 
@@ -65,6 +67,33 @@ def security_headers(config, name):
             ("Referrer-Policy", "same-origin"), ("Cache-Control", "private")]
 
 
+class Viewers:
+    """The WebSockets open to desktops, by the hash of the session that opened them, so
+    that signing out closes them at once (on a shared school computer, the next person
+    must not find the last one's desktop still connected)."""
+
+    def __init__(self):
+        self.by_session = collections.defaultdict(set)
+
+    def add(self, session_hash, sock):
+        self.by_session[session_hash].add(sock)
+
+    def discard(self, session_hash, sock):
+        socks = self.by_session.get(session_hash)
+        if socks is not None:
+            socks.discard(sock)
+            if not socks:
+                del self.by_session[session_hash]
+
+    def close(self, session_hash):
+        """Close every viewer of the session; its relay then closes the desktop's side."""
+        for sock in list(self.by_session.get(session_hash, ())):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
 def activity_interval(config):
     """Seconds between last-access updates while a WebSocket carries traffic: once a
     minute, or a tenth of IDLE_TIMEOUT when that is shorter (and at least a second)."""
@@ -96,6 +125,8 @@ def add_routes(app):
     authenticate = app.config["iservdesk.authenticate"]
     clock = app.config["iservdesk.clock"]
     database = app.config["iservdesk.db"]
+    viewers = app.config["iservdesk.viewers"]
+    policy = sessions.Policy.from_config(config)
 
     def status_page(identity, row, status_code):
         desktop_type = desktops.catalog.types.get(row.desktop_type)
@@ -180,7 +211,7 @@ def add_routes(app):
         if not database.is_closed():
             database.close()  # no connection held while bytes flow for hours
         if websocket is not None:
-            return tunnel(websocket, rest, row, port, secret)
+            return tunnel(websocket, identity, rest, row, port, secret)
         try:
             response = proxy.http_request(environ, rest or "/", port, secret, config.proxy_timeout)
         except proxy.UpstreamError as error:
@@ -202,7 +233,7 @@ def add_routes(app):
             bottle.response.set_header("Cache-Control", "no-store")
         return response
 
-    def tunnel(websocket, rest, row, port, secret):
+    def tunnel(websocket, identity, rest, row, port, secret):
         try:
             upstream = proxy.TLSPipe.connect(port)
             upstream.sendall(proxy.websocket_handshake(bottle.request.environ, rest or "/", secret))
@@ -219,19 +250,33 @@ def add_routes(app):
         client, reader = websocket.take()
         client.sendall(proxy.clean_response_head(head))
         name, user_id = row.name, row.user_id
+        session_id, session_hash = identity.session_id, identity.session.id_hash
 
-        def on_traffic():
+        def record_access():
+            fresh = db.Desktop.get_or_none(db.Desktop.name == name)
+            if fresh is not None and fresh.user_id == user_id:
+                desktops.record_access(fresh, clock())
+
+        def beat(flowed):
+            # A viewer lives as long as the session that opened it: traffic keeps both
+            # the desktop and the session in use; an ended or expired session ends it.
             with database.connection_context():
-                fresh = db.Desktop.get_or_none(db.Desktop.name == name)
-                if fresh is not None and fresh.user_id == user_id:
-                    desktops.record_access(fresh, clock())
+                if sessions.resolve(session_id, policy, clock(), touch=flowed) is None:
+                    log.info("WebSocket to desktop %s closed: its session ended", name)
+                    return False
+                if flowed:
+                    record_access()
+            return True
 
         log.info("WebSocket opened to desktop %s", name)
         metrics.WEBSOCKETS_OPEN.inc()
+        viewers.add(session_hash, client)
         try:
-            count = proxy.relay(client, reader, upstream, pending, on_traffic, activity_interval(config))
+            count = proxy.relay(client, reader, upstream, pending, beat, activity_interval(config))
         finally:
+            viewers.discard(session_hash, client)
             metrics.WEBSOCKETS_OPEN.dec()
         log.info("WebSocket to desktop %s closed after %d bytes", name, count)
-        on_traffic()
+        with database.connection_context():
+            record_access()
         return []
