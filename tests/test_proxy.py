@@ -661,3 +661,31 @@ def test_a_viewer_keeps_its_session_alive_while_used_and_ends_with_it(running, t
     assert ws_closed(ws, timeout=15)
     assert session_count() == 0
     assert "WebSocket to desktop anna.schmidt-demo closed: its session ended" in portal.log()
+
+
+def test_only_the_portals_own_pages_open_viewers_with_the_cookie(running):
+    # A page of a sibling host is "same site": the browser sends the session cookie with
+    # its WebSocket. The portal refuses any Origin but its own (here PUBLIC_URL's).
+    portal, anna, _ = running(slug="demo")
+    for foreign in ("http://evil.example", "http://127.0.0.1:1", portal.url.replace("http:", "https:")):
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket.create_connection(ws_url(portal, "anna.schmidt-demo"), subprotocols=["binary"],
+                                        origin=foreign, cookie="iservdesk_session=%s" % anna.session_id,
+                                        timeout=15)
+        assert refused.value.status_code == 403, foreign
+    assert "opened by a page of http://evil.example" in portal.log()
+    ws = open_ws(portal, "anna.schmidt-demo", anna.session_id)  # Origin: the portal
+    assert ws.recv() == b"RFB 003.008\n"
+    ws.close()
+
+
+@pytest.mark.parametrize("url, origin", [
+    ("https://Desk.School.example:443", "https://desk.school.example"),
+    ("https://desk.school.example/", "https://desk.school.example"),
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+    ("http://[::1]:80", "http://[::1]"),
+    ("null", "null"),
+])
+def test_origins_compare_as_browsers_send_them(url, origin):
+    from iservdesk.web.desktop import web_origin
+    assert web_origin(url) == origin

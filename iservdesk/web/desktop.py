@@ -94,6 +94,21 @@ class Viewers:
                 pass
 
 
+def web_origin(url):
+    """scheme://host[:port] of `url` as browsers send it in Origin: lower case, without
+    the scheme's default port ("null" and the like stay as they are)."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return url
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return url
+    host = parts.hostname if ":" not in parts.hostname else "[%s]" % parts.hostname
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return "%s://%s%s" % (parts.scheme, host, "" if port in (None, default) else ":%d" % port)
+
+
 def activity_interval(config):
     """Seconds between last-access updates while a WebSocket carries traffic: once a
     minute, or a tenth of IDLE_TIMEOUT when that is shorter (and at least a second)."""
@@ -127,6 +142,7 @@ def add_routes(app):
     database = app.config["iservdesk.db"]
     viewers = app.config["iservdesk.viewers"]
     policy = sessions.Policy.from_config(config)
+    own_origin = web_origin(config.public_url)
 
     def status_page(identity, row, status_code):
         desktop_type = desktops.catalog.types.get(row.desktop_type)
@@ -175,6 +191,13 @@ def add_routes(app):
                 raise Unauthenticated()
             query = environ.get("QUERY_STRING")
             redirect(config, "/login?next=" + urllib.parse.quote(path + ("?" + query if query else ""), safe=""))
+        origin = environ.get("HTTP_ORIGIN")
+        if websocket is not None and identity.via_cookie and origin and web_origin(origin) != own_origin:
+            # Cookies also ride along on WebSockets opened by pages of sibling hosts (same
+            # site for SameSite=Lax, e.g. another school server): only the portal's own
+            # pages may open a viewer with the session cookie.
+            log.warning("refused a WebSocket to desktop %s opened by a page of %s", name[:80], origin[:100])
+            raise Forbidden("Viewers may only be opened from %s." % own_origin, code="foreign_origin")
         row = (db.Desktop.select(db.Desktop, db.User).join(db.User)
                .where(db.Desktop.name == name.lower()).first())
         if row is None:
