@@ -663,9 +663,9 @@ def test_a_viewer_keeps_its_session_alive_while_used_and_ends_with_it(running, t
     assert "WebSocket to desktop anna.schmidt-demo closed: its session ended" in portal.log()
 
 
-def test_only_the_portals_own_pages_open_viewers_with_the_cookie(running):
+def test_only_the_portals_own_pages_drive_desktops_with_the_cookie(running):
     # A page of a sibling host is "same site": the browser sends the session cookie with
-    # its WebSocket. The portal refuses any Origin but its own (here PUBLIC_URL's).
+    # its WebSocket and its form posts. The portal refuses any Origin but PUBLIC_URL's.
     portal, anna, _ = running(slug="demo")
     for foreign in ("http://evil.example", "http://127.0.0.1:1", portal.url.replace("http:", "https:")):
         with pytest.raises(websocket.WebSocketBadStatusException) as refused:
@@ -673,10 +673,18 @@ def test_only_the_portals_own_pages_open_viewers_with_the_cookie(running):
                                         origin=foreign, cookie="iservdesk_session=%s" % anna.session_id,
                                         timeout=15)
         assert refused.value.status_code == 403, foreign
-    assert "opened by a page of http://evil.example" in portal.log()
+    assert "refused a WebSocket to desktop anna.schmidt-demo from a page of http://evil.example" in portal.log()
     ws = open_ws(portal, "anna.schmidt-demo", anna.session_id)  # Origin: the portal
     assert ws.recv() == b"RFB 003.008\n"
     ws.close()
+    # The same for a form posted into the desktop (say, to an upload handler).
+    assert anna.post("/desktop/anna.schmidt-demo/upload", data=b"x",
+                     headers={"Origin": "http://evil.example"}).status_code == 403
+    assert "did not answer" not in portal.log()
+    # From the portal's own origin it reaches the desktop (whose websockify drops POSTs).
+    anna.post("/desktop/anna.schmidt-demo/upload", data=b"x", headers={"Origin": portal.url})
+    assert "desktop anna.schmidt-demo did not answer: RemoteDisconnected" in portal.log()
+    assert anna.get("/desktop/anna.schmidt-demo/vnc.html", headers={"Origin": "http://evil.example"}).ok
 
 
 @pytest.mark.parametrize("url, origin", [

@@ -192,12 +192,15 @@ def add_routes(app):
             query = environ.get("QUERY_STRING")
             redirect(config, "/login?next=" + urllib.parse.quote(path + ("?" + query if query else ""), safe=""))
         origin = environ.get("HTTP_ORIGIN")
-        if websocket is not None and identity.via_cookie and origin and web_origin(origin) != own_origin:
-            # Cookies also ride along on WebSockets opened by pages of sibling hosts (same
-            # site for SameSite=Lax, e.g. another school server): only the portal's own
-            # pages may open a viewer with the session cookie.
-            log.warning("refused a WebSocket to desktop %s opened by a page of %s", name[:80], origin[:100])
-            raise Forbidden("Viewers may only be opened from %s." % own_origin, code="foreign_origin")
+        changing = websocket is not None or bottle.request.method not in ("GET", "HEAD", "OPTIONS")
+        if changing and identity.via_cookie and origin and web_origin(origin) != own_origin:
+            # Cookies also ride along on WebSockets and form posts from pages of sibling
+            # hosts (same site for SameSite=Lax, e.g. another school server): only the
+            # portal's own pages may drive a desktop with the session cookie. Browsers send
+            # Origin with both; the desktop's own pages are on the portal's origin.
+            log.warning("refused a %s to desktop %s from a page of %s",
+                        "WebSocket" if websocket is not None else bottle.request.method, name[:80], origin[:100])
+            raise Forbidden("Desktops may only be used from %s." % own_origin, code="foreign_origin")
         row = (db.Desktop.select(db.Desktop, db.User).join(db.User)
                .where(db.Desktop.name == name.lower()).first())
         if row is None:
