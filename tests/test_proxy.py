@@ -70,6 +70,22 @@ def open_ws(portal, name, session_id=None, origin=True, subprotocol=True, timeou
         cookie="iservdesk_session=%s" % session_id if session_id else None, timeout=timeout)
 
 
+def switching_protocols(head):
+    """A desktop's 101 answer to the handshake `head` (text), with the binary subprotocol."""
+    key = [line.split(":", 1)[1].strip() for line in head.split("\r\n")
+           if line.lower().startswith("sec-websocket-key:")][0]
+    accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+    return (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept + b"\r\nSec-WebSocket-Protocol: binary\r\n\r\n")
+
+
+def binary_frame(payload):
+    """An unmasked binary WebSocket frame, as a desktop sends it."""
+    if len(payload) < 126:
+        return b"\x82" + bytes([len(payload)]) + payload
+    return b"\x82\x7f" + len(payload).to_bytes(8, "big") + payload
+
+
 @pytest.fixture
 def running(signed_in_portal, docker_client, demo_image, tmp_path):
     """Factory: running(slug="tiny", user="anna.schmidt", **settings) -> (portal, client, row)."""
@@ -414,17 +430,37 @@ def test_a_large_first_burst_after_the_101_arrives_whole(running, tmp_path):
     payload = os.urandom(300 * 1024)
     frame = b"\x82\x7f" + len(payload).to_bytes(8, "big") + payload
 
-    def answer(head, body):
-        key = [line.split(":", 1)[1].strip() for line in head.split("\r\n")
-               if line.lower().startswith("sec-websocket-key:")][0]
-        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode())
-                                  .digest()).decode()
-        return (("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 "Sec-WebSocket-Accept: %s\r\nSec-WebSocket-Protocol: binary\r\n\r\n" % accept).encode() + frame)
-    upstream = Upstream(answer)
+    upstream = Upstream(lambda head, body: switching_protocols(head) + frame)
     point_at(tmp_path, row["name"], upstream.port)
     ws = open_ws(portal, "anna.schmidt-tiny", anna.session_id)
     assert ws.recv() == payload
+    ws.close()
+    upstream.close()
+
+
+def test_the_end_of_a_burst_and_the_small_messages_after_it_are_not_held_back(running, tmp_path):
+    # While a stream flows, the portal lets the kernel gather bytes before waking it
+    # (proxy.TLSPipe._fill). A burst's last bytes must still go out when the desktop
+    # pauses, and a small message after the burst must not wait for a batch to fill.
+    portal, anna, row = running()
+    burst = [random.Random(index).randbytes(100 * 1024) for index in range(3)]
+    go_on, done = threading.Event(), threading.Event()
+
+    def answer(head, body):
+        yield switching_protocols(head) + b"".join(binary_frame(frame) for frame in burst)
+        for word in (b"typed", b"moved"):
+            go_on.wait(30)  # the desktop stays connected, and silent, until the test goes on
+            go_on.clear()
+            yield binary_frame(word)
+        done.wait(30)
+    upstream = Upstream(answer)
+    point_at(tmp_path, row["name"], upstream.port)
+    ws = open_ws(portal, "anna.schmidt-tiny", anna.session_id, timeout=10)
+    assert [ws.recv() for _ in burst] == burst
+    for word in (b"typed", b"moved"):
+        go_on.set()
+        assert ws.recv() == word
+    done.set()
     ws.close()
     upstream.close()
 
@@ -439,15 +475,10 @@ def test_concurrent_streams_to_a_fast_and_a_slow_browser_arrive_intact(running, 
         return random.Random(seed * 1000 + index).randbytes(frame_size)
 
     def answer(head, body):
-        key = [line.split(":", 1)[1].strip() for line in head.split("\r\n")
-               if line.lower().startswith("sec-websocket-key:")][0]
         seed = int(head.split(" ")[1].split("seed=")[1])
-        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode())
-                                  .digest()).decode()
-        yield ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Accept: %s\r\nSec-WebSocket-Protocol: binary\r\n\r\n" % accept).encode()
+        yield switching_protocols(head)
         for index in range(frames):
-            yield b"\x82\x7f" + frame_size.to_bytes(8, "big") + payload(seed, index)
+            yield binary_frame(payload(seed, index))
     upstream = Upstream(answer)
     point_at(tmp_path, row["name"], upstream.port)
 
@@ -567,12 +598,7 @@ def test_a_browser_closing_its_websocket_closes_the_desktops_side(running, tmp_p
             head = b""
             while b"\r\n\r\n" not in head:
                 head += tls.recv(65536)
-            key = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-                   if line.lower().startswith(b"sec-websocket-key:")][0]
-            accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-            tls.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                        b"Sec-WebSocket-Accept: " + accept + b"\r\nSec-WebSocket-Protocol: binary\r\n\r\n"
-                        b"\x82\x05hello")
+            tls.sendall(switching_protocols(head.decode("latin-1")) + b"\x82\x05hello")
             try:
                 while tls.recv(65536):
                     pass  # the browser's close frame is relayed like any other bytes
