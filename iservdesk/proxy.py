@@ -192,8 +192,8 @@ class TLSPipe:
         streamed byte that is a fifth of the portal's CPU and more of docker-proxy's (`make
         bench`). So once a read shows a stream, the kernel is asked to wake the portal only
         when GATHER bytes are queued; a pause longer than GATHER_WAIT (the end of a burst)
-        ends that, and the bytes queued go out at once. The last bytes of a burst wait at
-        most GATHER_WAIT; small messages (typing, pointer) never wait.
+        ends that, and the bytes queued go out at once. So the last bytes of a burst wait at
+        most GATHER_WAIT, and what comes after a pause (an echoed key) does not wait.
         """
         if self.gathering and not self._gathered():
             self._gather(False)
