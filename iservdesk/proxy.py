@@ -39,7 +39,8 @@ BATCH = 262144  # bytes of plaintext sent to the browser at once
 RECORD = 16384  # the most plaintext one TLS record carries
 # While the container streams, the kernel gathers GATHER bytes before it wakes the portal
 # (SO_RCVLOWAT), holding them at most GATHER_WAIT seconds: see TLSPipe._fill.
-STREAMING = 32768  # a socket read at least this large means the container is streaming
+STREAMING = 32768  # a socket read at least this large means the container is sending more
+GATHER_AFTER = 1 << 20  # bytes in such reads, back to back, before gathering starts
 GATHER = 262144
 GATHER_WAIT = 0.001
 
@@ -160,6 +161,7 @@ class TLSPipe:
         self.outgoing = ssl.MemoryBIO()
         self.tls = CONTEXT.wrap_bio(self.incoming, self.outgoing)
         self.gathering = False
+        self.run = 0  # bytes of the current run of large reads
 
     @classmethod
     def connect(cls, port, timeout=CONNECT_TIMEOUT):
@@ -190,10 +192,11 @@ class TLSPipe:
         docker-proxy forwards a stream in pieces of 40-60 KiB, and waking for each costs the
         portal a wakeup, a read and a send to the browser, and the browser's side a read: per
         streamed byte that is a fifth of the portal's CPU and more of docker-proxy's (`make
-        bench`). So once a read shows a stream, the kernel is asked to wake the portal only
-        when GATHER bytes are queued; a pause longer than GATHER_WAIT (the end of a burst)
-        ends that, and the bytes queued go out at once. So the last bytes of a burst wait at
-        most GATHER_WAIT, and what comes after a pause (an echoed key) does not wait.
+        bench`). So once GATHER_AFTER bytes came in large reads back to back (a stream, not
+        a screen update), the kernel is asked to wake the portal only when GATHER bytes are
+        queued; a pause longer than GATHER_WAIT ends that, and the bytes queued go out at
+        once. The last bytes of a stream wait at most GATHER_WAIT; screen updates smaller
+        than GATHER_AFTER and whatever comes after a pause (an echoed key) never wait.
         """
         if self.gathering and not self._gathered():
             self._gather(False)
@@ -201,7 +204,8 @@ class TLSPipe:
         if not size:
             self.incoming.write_eof()
             return False
-        if size >= STREAMING and not self.gathering:
+        self.run = self.run + size if size >= STREAMING else 0
+        if self.run >= GATHER_AFTER and not self.gathering:
             self._gather(True)
         self.incoming.write(_RAW[:size])
         return True
@@ -209,6 +213,7 @@ class TLSPipe:
     def _gather(self, on):
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, GATHER if on else 1)
         self.gathering = on
+        self.run = 0
 
     def _gathered(self):
         """Wait until GATHER bytes, the end or an error are at hand (the kernel decides,

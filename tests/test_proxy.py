@@ -440,10 +440,10 @@ def test_a_large_first_burst_after_the_101_arrives_whole(running, tmp_path):
 
 def test_the_end_of_a_burst_and_the_small_messages_after_it_are_not_held_back(running, tmp_path):
     # While a stream flows, the portal lets the kernel gather bytes before waking it
-    # (proxy.TLSPipe._fill). A burst's last bytes must still go out when the desktop
-    # pauses, and a small message after the burst must not wait for a batch to fill.
+    # (proxy.TLSPipe._fill). A stream's last bytes must still go out when the desktop
+    # pauses, and a small message after it must not wait for a batch to fill.
     portal, anna, row = running()
-    burst = [random.Random(index).randbytes(100 * 1024) for index in range(3)]
+    burst = [random.Random(index).randbytes(100 * 1024 + index) for index in range(40)]
     go_on, done = threading.Event(), threading.Event()
 
     def answer(head, body):
