@@ -83,6 +83,8 @@ def binary_frame(payload):
     """An unmasked binary WebSocket frame, as a desktop sends it."""
     if len(payload) < 126:
         return b"\x82" + bytes([len(payload)]) + payload
+    if len(payload) < 65536:
+        return b"\x82\x7e" + len(payload).to_bytes(2, "big") + payload
     return b"\x82\x7f" + len(payload).to_bytes(8, "big") + payload
 
 
@@ -428,9 +430,7 @@ def test_a_large_first_burst_after_the_101_arrives_whole(running, tmp_path):
     # The container may send its 101 and a big first frame in one go (a full screen).
     portal, anna, row = running()
     payload = os.urandom(300 * 1024)
-    frame = b"\x82\x7f" + len(payload).to_bytes(8, "big") + payload
-
-    upstream = Upstream(lambda head, body: switching_protocols(head) + frame)
+    upstream = Upstream(lambda head, body: switching_protocols(head) + binary_frame(payload))
     point_at(tmp_path, row["name"], upstream.port)
     ws = open_ws(portal, "anna.schmidt-tiny", anna.session_id)
     assert ws.recv() == payload
@@ -438,16 +438,16 @@ def test_a_large_first_burst_after_the_101_arrives_whole(running, tmp_path):
     upstream.close()
 
 
-def test_the_end_of_a_burst_and_the_small_messages_after_it_are_not_held_back(running, tmp_path):
+def test_the_end_of_a_stream_and_the_small_messages_after_it_are_not_held_back(running, tmp_path):
     # While a stream flows, the portal lets the kernel gather bytes before waking it
     # (proxy.TLSPipe._fill). A stream's last bytes must still go out when the desktop
     # pauses, and a small message after it must not wait for a batch to fill.
     portal, anna, row = running()
-    burst = [random.Random(index).randbytes(100 * 1024 + index) for index in range(40)]
+    stream = [random.Random(index).randbytes(100 * 1024 + index) for index in range(40)]
     go_on, done = threading.Event(), threading.Event()
 
     def answer(head, body):
-        yield switching_protocols(head) + b"".join(binary_frame(frame) for frame in burst)
+        yield switching_protocols(head) + b"".join(binary_frame(frame) for frame in stream)
         for word in (b"typed", b"moved"):
             go_on.wait(30)  # the desktop stays connected, and silent, until the test goes on
             go_on.clear()
@@ -456,7 +456,7 @@ def test_the_end_of_a_burst_and_the_small_messages_after_it_are_not_held_back(ru
     upstream = Upstream(answer)
     point_at(tmp_path, row["name"], upstream.port)
     ws = open_ws(portal, "anna.schmidt-tiny", anna.session_id, timeout=10)
-    assert [ws.recv() for _ in burst] == burst
+    assert [ws.recv() for _ in stream] == stream
     for word in (b"typed", b"moved"):
         go_on.set()
         assert ws.recv() == word
