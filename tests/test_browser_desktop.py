@@ -34,14 +34,24 @@ class BrowserClient:
         self.url = portal_url
         self.session = requests.Session()
         self.session.cookies.set("iservdesk_session", driver.get_cookie("iservdesk_session")["value"])
-        self.csrf = self.session.get(portal_url + "/session", timeout=30).json()["csrf_token"]
-        self.username = self.session.get(portal_url + "/session", timeout=30).json()["username"]
+        session = self.session.get(portal_url + "/session", timeout=30).json()
+        self.csrf, self.username = session["csrf_token"], session["username"]
 
     def get(self, path, **kwargs):
         return self.session.get(self.url + path, timeout=30, **kwargs)
 
     def post(self, path, **kwargs):
         return self.session.post(self.url + path, headers={"X-CSRF-Token": self.csrf}, timeout=30, **kwargs)
+
+
+def running_in_browser(driver, portal_url, username, slug):
+    """Sign `username` in in `driver`, start their `slug` desktop with the browser's session
+    and wait until it runs; returns that session's BrowserClient."""
+    browser_sign_in(driver, portal_url, username)
+    api = BrowserClient(driver, portal_url)
+    api.post("/api/container/start", params={"desktop_type": slug})
+    wait_status(api, slug, "running")
+    return api
 
 
 def connected_and_drawn(driver):
@@ -55,10 +65,7 @@ def test_browser_opens_a_desktop_through_the_proxy_and_novnc_connects(signed_in_
     # "strict": the desktop refuses any handshake but the browser's own, as KasmVNC does.
     portal, _ = signed_in_portal()
     driver = chromium()
-    browser_sign_in(driver, portal.url, "max.muster")
-    api = BrowserClient(driver, portal.url)
-    api.post("/api/container/start", params={"desktop_type": slug})
-    wait_status(api, slug, "running")
+    running_in_browser(driver, portal.url, "max.muster", slug)
 
     name = "max.muster-" + slug
     state = browser.load(driver, portal.url + "/desktop/" + name, connected_and_drawn, 30,
@@ -74,10 +81,7 @@ def test_a_desktop_dying_mid_session_disconnects_the_viewer_and_the_page_says_st
         signed_in_portal, chromium, docker_client, demo_image):
     portal, _ = signed_in_portal()
     driver = chromium(language="en")
-    browser_sign_in(driver, portal.url, "max.muster")
-    api = BrowserClient(driver, portal.url)
-    api.post("/api/container/start", params={"desktop_type": "demo"})
-    wait_status(api, "demo", "running")
+    api = running_in_browser(driver, portal.url, "max.muster", "demo")
     url = portal.url + "/desktop/max.muster-demo/"
     browser.load(driver, url, connected_and_drawn, 30, "noVNC to connect", describe=browser.novnc_state)
 
@@ -99,10 +103,7 @@ def test_a_desktop_dying_mid_session_disconnects_the_viewer_and_the_page_says_st
 def test_starting_page_follows_progress_and_continues_to_the_desktop(signed_in_portal, chromium, demo_image):
     portal, _ = signed_in_portal()
     driver = chromium()
-    browser_sign_in(driver, portal.url, "ben")
-    api = BrowserClient(driver, portal.url)
-    api.post("/api/container/start", params={"desktop_type": "demo"})
-    wait_status(api, "demo", "running")
+    api = running_in_browser(driver, portal.url, "ben", "demo")
     api.post("/api/container/stop", params={"desktop_type": "demo"})
     driver.get(portal.url + "/desktop/ben-demo/vnc.html")
     browser.wait_until(driver, lambda d: d.find_elements(By.ID, "start"), 20, "the status page")
@@ -149,10 +150,7 @@ def test_a_page_from_inside_a_desktop_cannot_use_the_portal_as_the_viewer(signed
                                                                           demo_image, tmp_path):
     portal, _ = signed_in_portal()
     driver = chromium()
-    browser_sign_in(driver, portal.url, "admin")
-    api = BrowserClient(driver, portal.url)
-    api.post("/api/container/start", params={"desktop_type": "tiny"})
-    wait_status(api, "tiny", "running")
+    api = running_in_browser(driver, portal.url, "admin", "tiny")
     upstream = Upstream(lambda head, body: b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s"
                         % (len(EVIL_PAGE), EVIL_PAGE))
     point_at(tmp_path, "admin-tiny", upstream.port)
