@@ -8,17 +8,21 @@ to that published port over TLS, the way a browser would talk to a container; "p
 is the same client talking plain HTTP to a real portal at /desktop/<name>/..., whose
 running `tiny` desktop's database row points at the stand-in (as tests/test_proxy.py
 does), so the bytes cross the portal's sign-in and owner checks and then proxy.relay() or
-proxy.http_request(). Both paths cross docker-proxy, which carries published ports to
-127.0.0.1. Both sides use the same lean client: it parses frame headers off the socket in
+proxy.http_request(). A third path, "nginx", is nginx doing the portal's hop (plain HTTP in,
+TLS to the stand-in, no sign-in): what a TLS-terminating proxy written in C reaches on the
+same machine in the same run, so that the portal's ratio can be read against what the hop
+itself costs. All paths cross docker-proxy, which carries published ports to
+127.0.0.1. All use the same lean client: it parses frame headers off the socket in
 1 MiB reads instead of decoding frames (websocket-client would be the bottleneck), and the
 direct side does its TLS through memory BIOs, as fast as this client can. Measured in the
 same run, interleaved:
 
   1. WebSocket throughput: a 256 MiB server-to-client stream in 64 KiB binary frames
-  2. round-trip latency: 2000 echoes of 32 bytes after a warm-up, p50 and p99
+     (direct, proxied, nginx)
+  2. round-trip latency: 2000 echoes of 32 bytes after a warm-up, p50 and p99 (same three)
   3. 300 concurrent WebSockets, each echoing 32 bytes every 100 ms for 10 s: errors,
      messages, and the portal's CPU time and memory (its CPU clock, /proc/<pid>/status)
-  4. HTTP download throughput of a 256 MiB body
+  4. HTTP download throughput of a 256 MiB body (direct, proxied, nginx)
 
 Prints a table and the ratios against the goals (throughput >= 0.9x direct, added latency
 p50 < 0.3 ms and p99 < 2 ms, no errors), and writes them to bench-results/proxy.txt. The
@@ -29,13 +33,14 @@ The second is what a machine with more cores than busy processes gets, as a prod
 host does, where the browser is elsewhere; on a 2-core machine the proxied run's four busy
 processes (client, portal, docker-proxy, stand-in) share two cores, the direct run's three.
 Everything listens on 127.0.0.1 only; every phase is bounded in count and time.
-Needs the Docker engine and the demo image (make demo-image).
+Needs the Docker engine, the demo image (make demo-image) and nginx (make deps).
 """
 
 import argparse
 import base64
 import hashlib
 import os
+import shutil
 import socket
 import sqlite3
 import ssl
@@ -522,6 +527,75 @@ class StandIn:
                            stderr=subprocess.DEVNULL)
 
 
+class NginxHop:
+    """nginx in the portal's place, for reference: plain HTTP on 127.0.0.1:`port`, every
+    request and WebSocket passed to the stand-in over TLS 1.3 (as the portal does), bodies
+    and WebSocket bytes streamed. One process (master_process off) so that its CPU clock
+    is all of nginx. Buffers of 1 MiB: the fastest here of 16 KiB (0.67x direct),
+    64 KiB (0.79x), 256 KiB and 1 MiB (0.83-0.87x)."""
+
+    CONFIG = """daemon off;
+master_process off;
+worker_processes 1;
+pid %(folder)s/nginx.pid;
+error_log stderr error;
+events { worker_connections 2048; }
+http {
+  access_log off;
+  client_body_temp_path %(folder)s/body;
+  proxy_temp_path %(folder)s/proxy;
+  fastcgi_temp_path %(folder)s/fastcgi;
+  uwsgi_temp_path %(folder)s/uwsgi;
+  scgi_temp_path %(folder)s/scgi;
+  map $http_upgrade $connection_upgrade { default upgrade; "" close; }
+  server {
+    listen 127.0.0.1:%(port)d;
+    location / {
+      proxy_pass https://127.0.0.1:%(upstream)d;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_ssl_protocols TLSv1.3;
+      proxy_ssl_verify off;
+      proxy_buffering off;
+      proxy_buffer_size 1m;
+      proxy_buffers 4 1m;
+      proxy_read_timeout 60s;
+    }
+  }
+}
+"""
+
+    def __init__(self, folder, upstream_port):
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not os.access(binary, os.X_OK):
+            raise SystemExit("bench_proxy: nginx is missing; install it with `make deps` (Debian's nginx-light)")
+        self.port = free_port()
+        config = os.path.join(folder, "nginx.conf")
+        with open(config, "w") as stream:
+            stream.write(self.CONFIG % {"folder": folder, "port": self.port, "upstream": upstream_port})
+        self.process = subprocess.Popen([binary, "-p", folder, "-e", "stderr", "-c", config])
+        try:
+            wait_for(lambda: listening(self.port), 10, "nginx", interval=0.05)
+        except BaseException:
+            self.stop()
+            raise
+        self.watch = Watch(self.process.pid)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def listening(port):
+    """True when something accepts TCP connections on 127.0.0.1:`port`."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def docker_proxy(port):
     """The pid of the docker-proxy serving 127.0.0.1:`port`, or None (userland-proxy off)."""
     for entry in os.listdir("/proc"):
@@ -554,38 +628,52 @@ def proxied_desktop(url, folder, upstream_port):
     return client, name
 
 
+def row(text, direct, others, number="%10.0f"):
+    """A table line: `direct`, then (value, ratio or note) for each other path; None is blank."""
+    cells = [number % direct if direct is not None else "%10s" % ""]
+    for value, ratio in others:
+        cells.append((number % value if value is not None else "%10s" % "") + " %8s" % ratio)
+    return ("   %-31s %s" % (text, " ".join(cells))).rstrip()
+
+
 def transfer_lines(title, runs, total, watched):
-    """Report lines for one kind of transfer: {label: [(MB/s, {process: CPU s})]}, rounds
-    in the order run. Returns (lines, best/best ratio, median of the rounds' ratios,
-    median ratio with a core per process)."""
+    """Report lines for one kind of transfer: {label: [(MB/s, {process: CPU s})]}, "direct"
+    first, rounds in the order run; a column per path, each but direct with its ratio to
+    direct. Returns (lines, {label: (best/best ratio, median of the rounds' ratios, ratio
+    with a core per process)} for each path but direct)."""
+    others = list(runs)[1:]
     best = {label: max(speed for speed, _ in values) for label, values in runs.items()}
     median = {label: statistics.median(speed for speed, _ in values) for label, values in runs.items()}
-    ratios = [proxied[0] / direct[0] for direct, proxied in zip(runs["direct"], runs["proxied"])]
-    lines = [title,
-             "   %-31s %10.0f %10.0f %7.2fx" % ("MB/s, best round", best["direct"], best["proxied"],
-                                               best["proxied"] / best["direct"]),
-             "   %-31s %10.0f %10.0f %7.2fx  (the median of the rounds' ratios)" % (
-                 "MB/s, median", median["direct"], median["proxied"], statistics.median(ratios)),
-             "   %-31s %21s  %s" % ("ratio in each round", "", " ".join("%.2f" % ratio for ratio in ratios))]
-    for process in ["client"] + watched:  # CPU time hardly depends on what else runs
-        cost = {label: statistics.median(used[process] for _, used in values) for label, values in runs.items()}
-        lines.append("   %-31s %10.2f %10.2f" % ("CPU s of the %s, median" % process, cost["direct"],
-                                                  cost["proxied"]))
-        if process == "portal" and cost["proxied"] > 0:
-            lines.append("   %-31s %10s %10.0f" % ("portal's ceiling on 1 core, MB/s", "",
-                                                  total / MB / cost["proxied"]))
+    ratios = {label: [run[0] / direct[0] for direct, run in zip(runs["direct"], runs[label])] for label in others}
     # Each stage of a pipeline on a core of its own moves the bytes as fast as its busiest
-    # process allows. The wall clock above is that only when there are more cores than
-    # busy processes: here the proxied run has three (client, portal, stand-in), the
-    # direct one two, and in production the browser is on another machine.
+    # process allows. The wall clock is that only when there are more cores than busy
+    # processes: on 2 cores the proxied run has four (client, portal, docker-proxy,
+    # stand-in), the direct one three, and in production the browser is on another machine.
     own_core = {}
     for label, values in runs.items():
         busiest = max(sum(used[process] for _, used in values) for process in values[0][1])
         own_core[label] = len(values) * total / MB / busiest
-    own_ratio = own_core["proxied"] / own_core["direct"]
-    lines.append("   %-31s %10.0f %10.0f %7.2fx  (all rounds' bytes / the busiest process's CPU s)" % (
-        "MB/s with a core per process", own_core["direct"], own_core["proxied"], own_ratio))
-    return lines, best["proxied"] / best["direct"], statistics.median(ratios), own_ratio
+    lines = [title,
+             row("MB/s, best round", best["direct"],
+                 [(best[label], "%.2fx" % (best[label] / best["direct"])) for label in others]),
+             row("MB/s, median", median["direct"],
+                 [(median[label], "%.2fx" % statistics.median(ratios[label])) for label in others])
+             + "  (ratios: the median of the rounds' ratios)"]
+    lines += ["   %-31s %s" % ("ratio in each round, " + label, " ".join("%.2f" % ratio for ratio in ratios[label]))
+              for label in others]
+    for process in ["client"] + watched:  # CPU time hardly depends on what else runs
+        cost = {label: statistics.median(used[process] for _, used in values) for label, values in runs.items()}
+        if any(cost.values()):
+            lines.append(row("CPU s of the %s, median" % process, cost["direct"],
+                             [(cost[label], "") for label in others], "%10.2f"))
+    portal = statistics.median(used["portal"] for _, used in runs["proxied"])
+    if portal > 0:
+        lines.append(row("portal's ceiling on 1 core, MB/s", None, [(total / MB / portal, "")]))
+    lines.append(row("MB/s with a core per process", own_core["direct"],
+                     [(own_core[label], "%.2fx" % (own_core[label] / own_core["direct"])) for label in others])
+                 + "  (all rounds' bytes / the busiest process's CPU s)")
+    return lines, {label: (best[label] / best["direct"], statistics.median(ratios[label]),
+                           own_core[label] / own_core["direct"]) for label in others}
 
 
 def goal(met):
@@ -617,8 +705,9 @@ def main():
     with tempfile.TemporaryDirectory() as folder:
         standin = StandIn(folder, in_container=not args.process)
         upstream_port = standin.port
-        processes = []
+        processes, hop = [], None
         try:
+            hop = NginxHop(folder, upstream_port)
             url, processes = start_processes(folder)
             portal = processes[-1]
             client, name = proxied_desktop(url, folder, upstream_port)
@@ -626,31 +715,38 @@ def main():
             direct = Target("direct", upstream_port, tls=True)
             proxied = Target("proxied", portal_port, tls=False, prefix="/desktop/%s" % name,
                              headers=[("Origin", url), ("Cookie", "iservdesk_session=" + client.session_id)])
-            watches = dict(standin.watches, portal=Watch(portal.pid))
+            nginx = Target("nginx", hop.port, tls=False)
+            paths = (direct, proxied, nginx)
+            watches = dict(standin.watches, portal=Watch(portal.pid), nginx=hop.watch)
             kinds = [("websocket", ws_throughput)] + ([] if args.skip_http else [("http", http_throughput)])
-            runs = {kind: {"direct": [], "proxied": []} for kind, _ in kinds}
-            for _ in range(args.rounds):  # interleaved, so drift hits both alike
+            runs = {kind: {target.label: [] for target in paths} for kind, _ in kinds}
+            for _ in range(args.rounds):  # interleaved, so drift hits all alike
                 for kind, function in kinds:
-                    for target in (direct, proxied):
+                    for target in paths:
                         runs[kind][target.label].append(measured(function, target, total, watches))
-            times = latencies([direct, proxied], args.echoes, args.warmup)
+            times = latencies(paths, args.echoes, args.warmup)
             load_direct = concurrent(direct, args.streams, args.seconds, args.interval)
             load_proxied = concurrent(proxied, args.streams, args.seconds, args.interval, watches["portal"])
         finally:
+            if hop is not None:
+                hop.stop()
             standin.stop()
             stop_processes(processes)
 
-    lines += ["", "%-34s %10s %10s %8s" % ("", "direct", "proxied", "ratio")]
-    section, ws_best, ws_median, ws_own_core = transfer_lines(
-        "1. WebSocket stream, %d MiB in 64 KiB frames, %d rounds" % (args.stream_mib, args.rounds),
-        runs["websocket"], total, list(watches))
+    lines += ["", "%-34s %10s %10s %8s %10s %8s" % ("", "direct", "proxied", "ratio", "nginx", "ratio")]
+    section, websocket = transfer_lines("1. WebSocket stream, %d MiB in 64 KiB frames, %d rounds"
+                                        % (args.stream_mib, args.rounds), runs["websocket"], total, list(watches))
+    ws_best, ws_median, ws_own_core = websocket["proxied"]
     lines += section
-    p50 = {label: percentile(values, 0.50) * 1000 for label, values in times.items()}
-    p99 = {label: percentile(values, 0.99) * 1000 for label, values in times.items()}
-    added50, added99 = p50["proxied"] - p50["direct"], p99["proxied"] - p99["direct"]
-    lines += ["2. echo of %d bytes, %d round trips after %d warm-up" % (MESSAGE, args.echoes, args.warmup),
-              "   %-31s %10.3f %10.3f %8s  added %+.3f ms" % ("p50 ms", p50["direct"], p50["proxied"], "", added50),
-              "   %-31s %10.3f %10.3f %8s  added %+.3f ms" % ("p99 ms", p99["direct"], p99["proxied"], "", added99)]
+    added = {}
+    lines.append("2. echo of %d bytes, %d round trips after %d warm-up (ratio columns: ms added)"
+                 % (MESSAGE, args.echoes, args.warmup))
+    for fraction, text in ((0.5, "p50"), (0.99, "p99")):
+        ms = {label: percentile(values, fraction) * 1000 for label, values in times.items()}
+        added[text] = ms["proxied"] - ms["direct"]
+        lines.append(row(text + " ms", ms["direct"], [(ms[label], "%+.3f" % (ms[label] - ms["direct"]))
+                                                     for label in ("proxied", "nginx")], "%10.3f"))
+    added50, added99 = added["p50"], added["p99"]
     rounds = int(round(args.seconds / args.interval))
     lines += ["3. %d WebSockets at once, each echoing every %g ms for %g s"
               % (args.streams, args.interval * 1000, args.seconds, ),
@@ -673,8 +769,8 @@ def main():
         for text in load["first_errors"]:
             lines.append("   error (%s): %s" % (label, text))
     if not args.skip_http:
-        section, _, _, _ = transfer_lines("4. HTTP download, %d MiB body, %d rounds" % (args.stream_mib, args.rounds),
-                                       runs["http"], total, list(watches))
+        section, _ = transfer_lines("4. HTTP download, %d MiB body, %d rounds" % (args.stream_mib, args.rounds),
+                                    runs["http"], total, list(watches))
         lines += section
     errors = load_direct["errors"] + load_proxied["errors"]
     lines += ["", "load average %.2f at the end (other work on the machine skews MB/s and p99 more than CPU "
@@ -686,7 +782,12 @@ def main():
               "       added latency p50 < %.1f ms: %s (%+.3f ms), p99 < %.0f ms: %s (%+.3f ms)" % (
                   GOAL_P50_MS, goal(added50 < GOAL_P50_MS), added50, GOAL_P99_MS, goal(added99 < GOAL_P99_MS),
                   added99),
-              "       no errors with %d WebSockets: %s (%d)" % (args.streams, goal(errors == 0), errors)]
+              "       no errors with %d WebSockets: %s (%d)" % (args.streams, goal(errors == 0), errors),
+              "for reference, nginx on the same hop: WebSocket median ratio %.2fx (best rounds %.2fx), with a core "
+              "per process %.2fx;" % (websocket["nginx"][1], websocket["nginx"][0], websocket["nginx"][2]),
+              "       CPU s per stream: portal %.2f, nginx %.2f" % tuple(
+                  statistics.median(used[label] for _, used in runs["websocket"][target])
+                  for label, target in (("portal", "proxied"), ("nginx", "nginx")))]
     write_report("proxy.txt", lines)
 
 
