@@ -71,6 +71,6 @@ deb: deps
 
 # Installs, configures, serves, upgrades, removes and purges it in clean bookworm and trixie
 # root file systems (mmdebstrap, cached per day in the engine): scripts/test-deb.
-test-deb: dockerd
+test-deb: demo-image
 	$(PYTHON) -m pytest tests/test_deb.py
 	scripts/test-deb
