@@ -21,7 +21,8 @@ same run, interleaved:
      (direct, proxied, nginx)
   2. round-trip latency: 2000 echoes of 32 bytes after a warm-up, p50 and p99 (same three)
   3. 300 concurrent WebSockets, each echoing 32 bytes every 100 ms for 10 s: errors,
-     messages, and the portal's CPU time and memory (its CPU clock, /proc/<pid>/status)
+     messages, and the portal's CPU time and memory (its CPU clock, /proc/<pid>/status);
+     with --load-rounds N, N times through the portal, its memory after each round
   4. HTTP download throughput of a 256 MiB body (direct, proxied, nginx)
 
 Prints a table and the ratios against the goals (throughput >= 0.9x direct, added latency
@@ -689,6 +690,9 @@ def main():
     parser.add_argument("--streams", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--interval", type=float, default=0.1)
+    parser.add_argument("--load-rounds", type=int, default=1,
+                        help="run the concurrent WebSockets through the portal this often, printing its "
+                             "memory after each: whether memory settles or grows (a leak)")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--process", action="store_true",
                         help="run the stand-in desktop as a plain process instead of in a container")
@@ -727,6 +731,8 @@ def main():
             times = latencies(paths, args.echoes, args.warmup)
             load_direct = concurrent(direct, args.streams, args.seconds, args.interval)
             load_proxied = concurrent(proxied, args.streams, args.seconds, args.interval, watches["portal"])
+            repeats = [concurrent(proxied, args.streams, args.seconds, args.interval, watches["portal"])
+                       for _ in range(args.load_rounds - 1)]
         finally:
             if hop is not None:
                 hop.stop()
@@ -765,14 +771,17 @@ def main():
               "   portal RSS: %.1f MiB before, %.1f MiB peak, %.1f MiB after closing (%+.0f KiB per WebSocket "
               "at peak)" % (load_proxied["rss_before"], load_proxied["rss_peak"], load_proxied["rss_after"],
                             (load_proxied["rss_peak"] - load_proxied["rss_before"]) * 1024 / args.streams)]
-    for load, label in ((load_direct, "direct"), (load_proxied, "proxied")):
+    if repeats:
+        lines.append("   portal RSS after each further round, MiB: %s (errors: %d)" % (
+            " ".join("%.1f" % load["rss_after"] for load in repeats), sum(load["errors"] for load in repeats)))
+    for load, label in [(load_direct, "direct"), (load_proxied, "proxied")] + [(load, "proxied") for load in repeats]:
         for text in load["first_errors"]:
             lines.append("   error (%s): %s" % (label, text))
     if not args.skip_http:
         section, _ = transfer_lines("4. HTTP download, %d MiB body, %d rounds" % (args.stream_mib, args.rounds),
                                     runs["http"], total, list(watches))
         lines += section
-    errors = load_direct["errors"] + load_proxied["errors"]
+    errors = load_direct["errors"] + load_proxied["errors"] + sum(load["errors"] for load in repeats)
     lines += ["", "load average %.2f at the end (other work on the machine skews MB/s and p99 more than CPU "
               "seconds)" % os.getloadavg()[0],
               "goals: WebSocket throughput >= %.1fx direct: on the wall clock of these %d cores %s (best rounds "
