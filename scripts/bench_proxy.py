@@ -18,7 +18,8 @@ direct side does its TLS through memory BIOs, as fast as this client can. Measur
 same run, interleaved:
 
   1. WebSocket throughput: a 256 MiB server-to-client stream in 64 KiB binary frames
-     (direct, proxied, nginx)
+     (direct, proxied, nginx); then the same stream received by headless Chromium's
+     JavaScript WebSocket, as a user's browser receives a desktop (direct, proxied, nginx)
   2. round-trip latency: 2000 echoes of 32 bytes after a warm-up, p50 and p99 (same three)
   3. 300 concurrent WebSockets, each echoing 32 bytes every 100 ms for 10 s: errors,
      messages, and the portal's CPU time and memory (its CPU clock, /proc/<pid>/status);
@@ -34,7 +35,7 @@ The second is what a machine with more cores than busy processes gets, as a prod
 host does, where the browser is elsewhere; on a 2-core machine the proxied run's four busy
 processes (client, portal, docker-proxy, stand-in) share two cores, the direct run's three.
 Everything listens on 127.0.0.1 only; every phase is bounded in count and time.
-Needs the Docker engine, the demo image (make demo-image) and nginx (make deps).
+Needs the Docker engine, the demo image (make demo-image), nginx and Chromium (make deps).
 """
 
 import argparse
@@ -57,6 +58,7 @@ from bench import (ROOT, database_file, machine_facts, raise_open_files, start_p
                    stop_processes, write_report)
 from conftest import DEMO_IMAGE, free_port, wait_for  # noqa: E402
 from iservdesk.desktops.manager import answers  # noqa: E402
+from browser import start_browser  # noqa: E402
 from flows import Client  # noqa: E402
 from upstream import self_signed  # noqa: E402
 
@@ -257,6 +259,34 @@ def ws_throughput(target, total):
     if received != total:
         raise ConnectionError("%s stream: %d of %d bytes" % (target.label, received, total))
     return total / elapsed / MB
+
+
+# Receives a stream as a page does: ArrayBuffer messages, counted, nothing else done.
+BROWSER_STREAM = """
+const [url, done] = arguments;
+const socket = new WebSocket(url, ["binary"]);
+socket.binaryType = "arraybuffer";
+let received = 0, started = 0;
+socket.onopen = () => { started = performance.now(); };
+socket.onmessage = (event) => { received += event.data.byteLength; };
+socket.onclose = () => done({received: received, ms: performance.now() - started});
+socket.onerror = () => done({received: received, error: "WebSocket error"});
+"""
+
+
+def browser_throughput(driver, target, total):
+    """MB/s of a `total`-byte stream received by the browser's JavaScript WebSocket, from
+    the stand-in's page reached the same way (so the WebSocket is same-origin, as a
+    desktop's own client is), handshake excluded."""
+    scheme = "https" if target.tls else "http"
+    driver.get("%s://127.0.0.1:%d%s/page" % (scheme, target.port, target.prefix))
+    if "stand-in desktop" not in driver.page_source:
+        raise ConnectionError("%s: the stand-in's page did not load in the browser" % target.label)
+    result = driver.execute_async_script(BROWSER_STREAM, "%s://127.0.0.1:%d%s/stream?bytes=%d&frame=65536" % (
+        "wss" if target.tls else "ws", target.port, target.prefix, total))
+    if result.get("received") != total or "error" in result:
+        raise ConnectionError("%s stream into the browser: %r" % (target.label, result))
+    return total / (result["ms"] / 1000) / MB
 
 
 def http_throughput(target, total):
@@ -693,6 +723,8 @@ def main():
     parser.add_argument("--load-rounds", type=int, default=1,
                         help="run the concurrent WebSockets through the portal this often, printing its "
                              "memory after each: whether memory settles or grows (a leak)")
+    parser.add_argument("--browser-rounds", type=int, default=5,
+                        help="rounds of the stream into headless Chromium per path")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--process", action="store_true",
                         help="run the stand-in desktop as a plain process instead of in a container")
@@ -728,6 +760,18 @@ def main():
                 for kind, function in kinds:
                     for target in paths:
                         runs[kind][target.label].append(measured(function, target, total, watches))
+            browser = start_browser(ignore_certificate_errors=True)  # the stand-in's certificate
+            try:
+                browser.set_script_timeout(TIMEOUT * 8)
+                # The session as a cookie of the portal's origin, so the page's WebSocket carries it.
+                browser.get(url + "/healthz")
+                browser.add_cookie({"name": "iservdesk_session", "value": client.session_id, "path": "/"})
+                in_browser = {target.label: [] for target in paths}
+                for _ in range(args.browser_rounds):
+                    for target in paths:
+                        in_browser[target.label].append(browser_throughput(browser, target, total))
+            finally:
+                browser.quit()
             times = latencies(paths, args.echoes, args.warmup)
             load_direct = concurrent(direct, args.streams, args.seconds, args.interval)
             load_proxied = concurrent(proxied, args.streams, args.seconds, args.interval, watches["portal"])
@@ -744,6 +788,16 @@ def main():
                                         % (args.stream_mib, args.rounds), runs["websocket"], total, list(watches))
     ws_best, ws_median, ws_own_core = websocket["proxied"]
     lines += section
+    browser_ratios = {label: statistics.median(run / direct for run, direct in zip(values, in_browser["direct"]))
+                      for label, values in in_browser.items()}
+    lines += ["1b. the same stream into headless Chromium (a page's WebSocket, ArrayBuffer messages), "
+              "%d rounds" % args.browser_rounds,
+              row("MB/s, median", statistics.median(in_browser["direct"]),
+                  [(statistics.median(in_browser[label]), "%.2fx" % browser_ratios[label])
+                   for label in ("proxied", "nginx")]) + "  (ratios: the median of the rounds' ratios)"]
+    lines += ["   %-31s %s" % ("ratio in each round, " + label, " ".join(
+        "%.2f" % (run / direct) for run, direct in zip(in_browser[label], in_browser["direct"])))
+        for label in ("proxied", "nginx")]
     added = {}
     lines.append("2. echo of %d bytes, %d round trips after %d warm-up (ratio columns: ms added)"
                  % (MESSAGE, args.echoes, args.warmup))
@@ -788,6 +842,8 @@ def main():
               "%.2fx, median ratio %.2fx);" % (GOAL_RATIO, os.cpu_count(), goal(ws_median >= GOAL_RATIO), ws_best,
                                                ws_median),
               "       with a core per process %s (%.2fx)" % (goal(ws_own_core >= GOAL_RATIO), ws_own_core),
+              "       into headless Chromium %s (median ratio %.2fx)" % (
+                  goal(browser_ratios["proxied"] >= GOAL_RATIO), browser_ratios["proxied"]),
               "       added latency p50 < %.1f ms: %s (%+.3f ms), p99 < %.0f ms: %s (%+.3f ms)" % (
                   GOAL_P50_MS, goal(added50 < GOAL_P50_MS), added50, GOAL_P99_MS, goal(added99 < GOAL_P99_MS),
                   added99),
