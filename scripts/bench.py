@@ -32,17 +32,20 @@ from flows import Client  # noqa: E402
 from iservdesk.desktops.manager import answers  # noqa: E402
 
 
-def start_processes(folder):
+def start_processes(folder, portal_port=None, public_url=None):
     """Start the development identity provider and a portal (config and database in
-    `folder`); returns (portal URL, [identity provider, portal]) once both answer."""
-    portal_port, idp_port = free_port(), free_port()
+    `folder`) on `portal_port` (default: a free one), whose PUBLIC_URL is `public_url`
+    (default: the portal itself; e.g. nginx's address in front of it); returns (portal
+    URL, [identity provider, portal]) once both answer."""
+    portal_port, idp_port = portal_port or free_port(), free_port()
+    public_url = public_url or "http://127.0.0.1:%d" % portal_port
     idp = subprocess.Popen(
         [sys.executable, os.path.join(ROOT, "scripts", "dev-idp.py"), "--port", str(idp_port),
          "--users", os.path.join(ROOT, "tests", "data", "users.json"), "--issuer-path", "/iserv",
-         "--client", "bench:bench-secret:client_secret_basic:http://127.0.0.1:%d/authorize" % portal_port],
+         "--client", "bench:bench-secret:client_secret_basic:%s/authorize" % public_url],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     config = write_config(os.path.join(folder, "bench.env"), LISTEN="127.0.0.1:%d" % portal_port,
-                          PUBLIC_URL="http://127.0.0.1:%d" % portal_port, OAUTH_CLIENT_ID="bench",
+                          PUBLIC_URL=public_url, OAUTH_CLIENT_ID="bench",
                           OAUTH_CLIENT_SECRET="bench-secret", CONTAINER_PREFIX="iservdesk-bench",
                           OAUTH_ISSUER="http://127.0.0.1:%d/iserv" % idp_port, LOG_LEVEL="WARNING")
     portal = subprocess.Popen([sys.executable, "-m", "iservdesk", "--config", config, "serve"], cwd=ROOT,

@@ -32,9 +32,9 @@ def submit(browser, form, username, password, action="login"):
     return answer.headers["Location"]
 
 
-def sign_in(portal_url, username, password, next_path=None):
+def sign_in(portal_url, username, password, next_path=None, session=None):
     """The whole flow; returns (browser, callback URL, the portal's answer to the callback)."""
-    browser, form = start_sign_in(portal_url, next_path=next_path)
+    browser, form = start_sign_in(portal_url, session=session, next_path=next_path)
     callback = submit(browser, form, username, password)
     assert callback.startswith(portal_url + "/authorize?")
     return browser, callback, browser.get(callback, allow_redirects=False, timeout=60)
@@ -43,10 +43,10 @@ def sign_in(portal_url, username, password, next_path=None):
 class Client:
     """A signed-in browser session that calls the API with its cookie and CSRF token."""
 
-    def __init__(self, portal_url, username):
+    def __init__(self, portal_url, username, session=None):
         self.url = portal_url
         self.username = username
-        self.browser, _, answer = sign_in(portal_url, username, PASSWORDS[username])
+        self.browser, _, answer = sign_in(portal_url, username, PASSWORDS[username], session=session)
         assert answer.status_code == 302, answer.text
         self.csrf = self.browser.get(portal_url + "/session", timeout=30).json()["csrf_token"]
 
