@@ -21,7 +21,7 @@ import requests
 import websocket
 
 from conftest import CLIENT_ID, CLIENT_SECRET, ROOT, failed, free_port, wait_for
-from flows import PASSWORDS, start_sign_in, submit
+from flows import Client
 
 SITE = os.path.join(ROOT, "nginx", "iservdesk.conf")
 NGINX = "/usr/sbin/nginx"
@@ -199,16 +199,12 @@ def behind_nginx(portal, idp, docker_client, demo_image, tmp_path, request):
     site = Site(str(folder), upstream=listen, https_port=https_port)
     site.start()
     try:
-        browser = requests.Session()
-        browser.verify = site.cert
+        session = requests.Session()
+        session.verify = site.cert
         # requests lets $REQUESTS_CA_BUNDLE override Session.verify unless trust_env is off.
-        browser.trust_env = False
-        browser, form = start_sign_in(public_url, session=browser)
-        callback = submit(browser, form, "anna.schmidt", PASSWORDS["anna.schmidt"])
-        assert callback.startswith(public_url + "/authorize?")
-        assert browser.get(callback, allow_redirects=False, timeout=60).status_code == 302
-        csrf = browser.get(public_url + "/session", timeout=30).json()["csrf_token"]
-        yield site, browser, csrf
+        session.trust_env = False
+        anna = Client(public_url, "anna.schmidt", session=session)
+        yield site, anna.browser, anna.csrf
     finally:
         site.stop()
         if failed(request):
