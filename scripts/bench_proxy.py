@@ -61,7 +61,7 @@ from bench import (ROOT, database_file, machine_facts, raise_open_files, start_p
                    stop_processes, write_report)
 from conftest import DEMO_IMAGE, free_port, wait_for  # noqa: E402
 from iservdesk.desktops.manager import answers  # noqa: E402
-from browser import start_browser  # noqa: E402
+from browser import BrowserUnavailable, start_browser  # noqa: E402
 from flows import Client  # noqa: E402
 from test_nginx import Site  # noqa: E402  (the shipped nginx site, run as its tests run it)
 from upstream import self_signed  # noqa: E402
@@ -775,7 +775,10 @@ def main():
                 for kind, function in kinds:
                     for target in paths:
                         runs[kind][target.label].append(measured(function, target, total, watches))
-            browser = start_browser(ignore_certificate_errors=True)  # the self-signed certificates
+            try:
+                browser = start_browser(ignore_certificate_errors=True)  # the self-signed certificates
+            except BrowserUnavailable as error:
+                raise SystemExit("bench_proxy: %s" % error) from None
             try:
                 browser.set_script_timeout(TIMEOUT * 8)
                 # The session as a cookie of the portal's origin, so the page's WebSocket carries it.
