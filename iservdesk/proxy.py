@@ -36,7 +36,6 @@ HEAD_LIMIT = 65536  # bytes of a response head we accept
 CHUNK = 65536
 READ_SIZE = 1 << 20  # bytes of TLS taken from the container's socket at once
 BATCH = 262144  # bytes of plaintext sent to the browser at once
-RECORD = 16384  # the most plaintext one TLS record carries
 # While the container streams, the kernel gathers GATHER bytes before it wakes the portal
 # (SO_RCVLOWAT), holding them at most GATHER_WAIT seconds: see TLSPipe._fill.
 STREAMING = 32768  # a socket read at least this large means the container is sending more
