@@ -4,8 +4,10 @@ ID-token verification, userinfo, end-session. The only module importing authlib.
 Authlib is used for JOSE (keys, signatures) and PKCE; the checks that matter (iss, aud,
 exp, iat, nonce, algorithm) are made here explicitly, because the Authlib releases Debian
 ships (1.2 and 1.6) predate its fix for a nonce-check bypass and moved their ID-token
-API between them. Claims are normalised from IServ's shapes (groups object, roles list)
-and from the plain list-of-strings shapes other providers send.
+API between them. The discovery document must name the configured issuer (mix-up
+defence, see issuer_belongs). Claims are normalised from IServ's shapes (groups object,
+roles list) and from the plain list-of-strings shapes other providers send; only group
+account names (`act`) and role ids count, never display names.
 
 Failures raise LoginError with a status and a message for the person signing in.
 """
@@ -51,6 +53,14 @@ class ProviderUnreachable(LoginError):
                       "Please try again in a few minutes; if it keeps happening, tell your IT admin.")
 
 
+class IssuerMismatch(ProviderUnreachable):
+    # A subclass of ProviderUnreachable: every caller that copes with a provider it cannot
+    # use (logout without end-session, `iservdesk check`) copes with this one too.
+    code = "issuer_mismatch"
+    public_message = ("The school's sign-in service (IServ) is not the one this portal is set up "
+                      "for, so signing in is refused. Please tell your IT admin.")
+
+
 class TokenInvalid(LoginError):
     status = 401
     code = "id_token_invalid"
@@ -66,36 +76,70 @@ def _unverified_header(token):
         raise TokenInvalid() from None
 
 
-def normalise_groups(value):
-    """Group account names, lower-cased, from IServ's {id: {act, name}} or a list of names."""
-    if isinstance(value, dict):
-        items = value.values()
-    elif isinstance(value, list):
-        items = value
-    else:
-        return []
-    names = []
+def _names(items, key):
+    """Lower-cased names from `items`: strings as they are, objects by `key` only."""
+    names = set()
     for item in items:
         if isinstance(item, dict):
-            item = item.get("act") or item.get("name") or item.get("id")
+            # Display names are chosen freely in IServ (a group "Klasse 7a" may be named
+            # "Admins"): an object without its stable key is dropped, never matched by name.
+            item = item.get(key)
         if isinstance(item, str) and item.strip():
-            names.append(item.strip().lower())
-    return sorted(set(names))
+            names.add(item.strip().lower())
+    return sorted(names)
+
+
+def normalise_groups(value):
+    """Group account names (`act`), lower-cased, from IServ's {id: {act, name}} or a
+    plain list of names; a group object without `act` is dropped."""
+    if isinstance(value, dict):
+        return _names(value.values(), "act")
+    if isinstance(value, list):
+        return _names(value, "act")
+    return []
 
 
 def normalise_roles(value):
-    """Role ids, lower-cased, from IServ's [{id, displayName}] or a list of names."""
+    """Role ids, lower-cased, from IServ's [{id, displayName}] or a plain list of names;
+    a role object without `id` is dropped."""
     if isinstance(value, dict):
-        value = list(value.values())
-    if not isinstance(value, list):
-        return []
-    names = []
-    for item in value:
-        if isinstance(item, dict):
-            item = item.get("id") or item.get("name")
-        if isinstance(item, str) and item.strip():
-            names.append(item.strip().lower())
-    return sorted(set(names))
+        return _names(value.values(), "id")
+    if isinstance(value, list):
+        return _names(value, "id")
+    return []
+
+
+def _without_trailing_slash(url):
+    return url[:-1] if url.endswith("/") else url
+
+
+def _origin(url):
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def issuer_belongs(issuer, configured, discovery_url):
+    """Whether a discovery document fetched from `discovery_url` may name `issuer` when
+    OAUTH_ISSUER is `configured` (the defence against mix-up: tokens and endpoints must
+    come from the provider the admin chose, not from one that a document points to).
+
+    True when `issuer` is OAUTH_ISSUER itself (up to one trailing slash), or when
+    `discovery_url` is where `issuer` publishes its metadata: `issuer` (less one trailing
+    slash) + /.well-known/openid-configuration (OpenID Connect Discovery 1.0, 4.1 and
+    4.3), or IServ's host-wide <host>/iserv/public/.well-known/openid-configuration on
+    the issuer's own origin (scheme, host and port). `discovery_url` is always one that
+    OAUTH_ISSUER led to (the issuer, the host or the discovery URL itself).
+    """
+    if not isinstance(issuer, str) or not issuer:
+        return False
+    if _without_trailing_slash(issuer) == _without_trailing_slash(configured):
+        return True
+    if discovery_url == _without_trailing_slash(issuer) + DISCOVERY_PATH:
+        return True
+    found, named = urllib.parse.urlsplit(discovery_url), urllib.parse.urlsplit(issuer)
+    return (found.path == ISERV_DISCOVERY_PATH and not found.query
+            and not named.query and not named.fragment  # Discovery 1.0, 3: issuer has neither
+            and _origin(issuer) == _origin(discovery_url))
 
 
 class Provider:
@@ -120,6 +164,7 @@ class Provider:
         issuer = self.config.oauth_issuer
         if issuer.endswith(DISCOVERY_PATH):
             return [issuer]
+        issuer = _without_trailing_slash(issuer)  # Discovery 1.0, 4.1
         parts = urllib.parse.urlsplit(issuer)
         iserv = urllib.parse.urlunsplit((parts.scheme, parts.netloc, ISERV_DISCOVERY_PATH, "", ""))
         return [issuer + DISCOVERY_PATH, iserv]
@@ -160,6 +205,15 @@ class Provider:
             if not all(overrides.values()):
                 raise ProviderUnreachable()
             document = {"issuer": self.config.oauth_issuer}
+        elif not isinstance(document, dict):
+            log.warning("identity provider: discovery at %s is not a JSON object", url)
+            raise ProviderUnreachable()
+        elif not issuer_belongs(document.get("issuer"), self.config.oauth_issuer, url):
+            # Not cached: once the admin fixes either side, the next sign-in works.
+            log.warning("identity provider: discovery at %s names issuer %r, not OAUTH_ISSUER %r; "
+                        "sign-in refused (if that issuer is the school's IServ, set OAUTH_ISSUER to it)",
+                        url, str(document.get("issuer"))[:200], self.config.oauth_issuer)
+            raise IssuerMismatch()
         metadata = dict(document)
         metadata.update({name: value for name, value in overrides.items() if value})
         for name in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri"):
@@ -310,7 +364,7 @@ class Provider:
         """Where to send the browser to end the provider's session, or None."""
         try:
             endpoint = self.metadata().get("end_session_endpoint")
-        except ProviderUnreachable:
+        except ProviderUnreachable:  # IssuerMismatch too: never send anyone to that one
             return None
         if not endpoint:
             return None

@@ -1,9 +1,11 @@
 """Sessions: opaque random ids (only their hash is stored), expiry, CSRF tokens, roles.
 
-A session id is 256 random bits. It travels in the `iservdesk_session` cookie or, for API
-clients, in `?session_id=`, `X-Session-ID` or `Authorization: Bearer`. The CSRF token is
-an HMAC of the session's hash under SECRET_KEY: bound to the session, nothing to store.
-Who the user is comes from the sign-in (oidc.py); this module only remembers it.
+A session id is 256 random bits. It travels in the session cookie (its name comes from
+cookie_name(): `__Host-`-prefixed under https) or, for API clients, in `?session_id=`,
+`X-Session-ID` or `Authorization: Bearer`. The CSRF token is an HMAC of the session's hash
+under SECRET_KEY: bound to the session, nothing to store. Who the user is comes from the
+sign-in (oidc.py); this module only remembers it; matching groups and roles against the
+settings is case-insensitive here, whatever the caller hands in.
 """
 
 import dataclasses
@@ -15,6 +17,9 @@ import secrets
 from . import db
 
 COOKIE = "iservdesk_session"
+# Browsers accept a __Host- cookie only with Secure, Path=/ and no Domain, so no sibling
+# host (or plain-http page) of the same site can set or shadow it.
+HOST_PREFIX = "__Host-"
 # last_seen_at is written at most this often: a request must not cost a write.
 TOUCH_INTERVAL = datetime.timedelta(minutes=1)
 
@@ -22,6 +27,13 @@ TOUCH_INTERVAL = datetime.timedelta(minutes=1)
 def new_secret():
     """A URL-safe random string with 256 bits of entropy."""
     return secrets.token_urlsafe(32)
+
+
+def cookie_name(secure, name=COOKIE):
+    """The name a portal cookie (default: the session cookie) has under this config:
+    `__Host-<name>` when PUBLIC_URL is https (`secure`), else plain `<name>` (browsers
+    refuse __Host- cookies without Secure, and Secure ones over http)."""
+    return HOST_PREFIX + name if secure else name
 
 
 def digest(value):
@@ -44,17 +56,23 @@ class Policy:
                    config.session_idle_timeout, config.session_lifetime)
 
     def memberships(self, user):
-        return set(user.groups) | set(user.roles)
+        """Group account names and role ids of `user`, lower-cased."""
+        return _lowered(user.groups) | _lowered(user.roles)
 
     def is_admin(self, user):
-        return bool(self.memberships(user) & set(self.admin_names))
+        return bool(self.memberships(user) & _lowered(self.admin_names))
 
     def is_teacher(self, user):
-        return bool(self.memberships(user) & set(self.teacher_names))
+        return bool(self.memberships(user) & _lowered(self.teacher_names))
 
     def may_sign_in(self, user):
         return (not self.allowed_names or self.is_admin(user)
-                or bool(self.memberships(user) & set(self.allowed_names)))
+                or bool(self.memberships(user) & _lowered(self.allowed_names)))
+
+
+def _lowered(names):
+    # IServ matches group and role names case-insensitively; so do we, on both sides.
+    return {name.lower() for name in names or () if isinstance(name, str)}
 
 
 def create(user, policy, now, id_token=None):

@@ -763,7 +763,7 @@ def main():
             client, name = proxied_desktop(site.url, folder, upstream_port, session)
             direct = Target("direct", upstream_port, tls=True)
             proxied = Target("proxied", portal_port, tls=False, prefix="/desktop/%s" % name,
-                             headers=[("Origin", site.url), ("Cookie", "iservdesk_session=" + client.session_id)])
+                             headers=[("Origin", site.url), ("Cookie", "__Host-iservdesk_session=" + client.session_id)])
             # What a user's browser talks to: nginx's TLS, then the portal.
             behind = Target("behind nginx", site.https_port, tls=True, prefix="/desktop/%s" % name)
             nginx = Target("nginx", hop.port, tls=False)
@@ -783,7 +783,8 @@ def main():
                 browser.set_script_timeout(TIMEOUT * 8)
                 # The session as a cookie of the portal's origin, so the page's WebSocket carries it.
                 browser.get(site.url + "/healthz")
-                browser.add_cookie({"name": "iservdesk_session", "value": client.session_id, "path": "/"})
+                browser.add_cookie({"name": "__Host-iservdesk_session", "value": client.session_id, "path": "/",
+                                    "secure": True})
                 in_browser = {target.label: [] for target in (direct, behind)}
                 for _ in range(args.browser_rounds):
                     for target in (direct, behind):

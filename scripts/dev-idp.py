@@ -133,7 +133,11 @@ MISBEHAVIOURS = {
     'wrong-nonce': 'ID token nonce differs from the one requested',
     'slow': 'token endpoint waits --slow-seconds before answering',
     'no-discovery': 'discovery documents answer 500',
+    'other-issuer': 'discovery and ID tokens name another provider '
+                    '(https://other-idp.example<issuer-path>) as issuer',
 }
+# The issuer the "other-issuer" mode publishes: another origin, as in a mix-up attack.
+OTHER_ISSUER_BASE = 'https://other-idp.example'
 
 # Only RS256, as announced in discovery (authlib.jose.jwt would accept any alg).
 JWT = JsonWebToken(['RS256'])
@@ -297,6 +301,13 @@ class State:
         return self.base_url + self.issuer_path
 
     @property
+    def published_issuer(self):
+        """The issuer discovery and ID tokens name: another one when misbehaving."""
+        if self.mode == 'other-issuer':
+            return OTHER_ISSUER_BASE + self.issuer_path
+        return self.issuer
+
+    @property
     def scopes_supported(self):
         extra = ['iserv:groups', 'iserv:roles'] if self.prefixed_scopes \
             else ['groups', 'roles']
@@ -427,7 +438,7 @@ class IServOpenIDCode(OpenIDCode):
 
     def get_jwt_config(self, grant):
         return {'key': self.state.signing_key, 'alg': 'RS256',
-                'iss': self.state.issuer, 'exp': ID_TOKEN_TTL}
+                'iss': self.state.published_issuer, 'exp': ID_TOKEN_TTL}
 
     def process_token(self, grant, token):
         # Same as Authlib's OpenIDToken.process_token, but every ID token
@@ -682,7 +693,7 @@ class App:
         methods = sorted({c.token_endpoint_auth_method
                           for c in self.state.clients.values()})
         return json_response(200, {
-            'issuer': self.state.issuer,
+            'issuer': self.state.published_issuer,
             'authorization_endpoint': base + AUTH_PATH,
             'token_endpoint': base + TOKEN_PATH,
             'userinfo_endpoint': base + USERINFO_PATH,

@@ -52,7 +52,9 @@ class Client:
 
     @property
     def session_id(self):
-        return self.browser.cookies["iservdesk_session"]
+        # __Host- under an https PUBLIC_URL (tests behind nginx), plain under http.
+        cookies = self.browser.cookies
+        return cookies.get("iservdesk_session") or cookies["__Host-iservdesk_session"]
 
     def request(self, method, path, **kwargs):
         headers = kwargs.pop("headers", {})
@@ -69,3 +71,15 @@ class Client:
 
     def delete(self, path, **kwargs):
         return self.request("DELETE", path, **kwargs)
+
+
+def wait_status(client, desktop_type, wanted, timeout=60):
+    """Wait until the client's desktop of `desktop_type` has status `wanted`; its JSON."""
+    from conftest import wait_for
+
+    def reached():
+        body = client.get("/api/container/status", params={"desktop_type": desktop_type}).json()
+        if body["status"] == "error" and wanted != "error":
+            raise AssertionError("desktop failed: %s" % body["message"])
+        return body if body["status"] == wanted else None
+    return wait_for(reached, timeout, "%s of %s to be %s" % (client.username, desktop_type, wanted), 0.1)

@@ -227,7 +227,7 @@ def test_websocket_reaches_a_desktop_through_nginx_and_the_portal(behind_nginx):
     ws = websocket.create_connection(
         "wss://127.0.0.1:%d/desktop/anna.schmidt-demo/websockify" % site.https_port,
         sslopt={"ca_certs": site.cert}, subprotocols=["binary"], origin=site.url,
-        cookie="iservdesk_session=%s" % browser.cookies["iservdesk_session"], timeout=30)
+        cookie="__Host-iservdesk_session=%s" % browser.cookies["__Host-iservdesk_session"], timeout=30)
     try:
         assert ws.recv().startswith(b"RFB 003.008")
         ws.send_binary(b"RFB 003.008\n")

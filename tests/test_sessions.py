@@ -89,3 +89,20 @@ def test_allowed_groups_let_admins_in(database):
     assert policy.may_sign_in(user(groups=["klasse-7a"]))
     assert policy.may_sign_in(user(groups=["admins"]))
     assert not policy.may_sign_in(user(groups=["klasse-8b"]))
+
+
+def test_group_and_role_names_match_case_insensitively(database):
+    policy = sessions.Policy(("Admins", "ROLE_ADMIN"), ("Teachers",), ("Klasse-7A",),
+                             POLICY.idle_timeout, POLICY.lifetime)
+    assert policy.is_admin(user(groups=["admins"]))
+    assert policy.is_admin(user(roles=["Role_Admin"]))
+    assert policy.is_teacher(user(groups=["TEACHERS"]))
+    assert policy.may_sign_in(user(groups=["klasse-7a"]))
+    assert not policy.may_sign_in(user(groups=["klasse-7b"]))
+
+
+def test_cookie_names_are_host_prefixed_under_https():
+    assert sessions.cookie_name(secure=False) == "iservdesk_session"
+    assert sessions.cookie_name(secure=True) == "__Host-iservdesk_session"
+    assert sessions.cookie_name(True, "iservdesk_login") == "__Host-iservdesk_login"
+    assert sessions.cookie_name(False, "iservdesk_login") == "iservdesk_login"

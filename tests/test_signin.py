@@ -16,6 +16,9 @@ import requests
 from conftest import CLIENT_ID, CLIENT_SECRET, ROOT, free_port
 from flows import sign_in, start_sign_in, submit
 
+from iservdesk import sessions
+from iservdesk.web import auth
+
 def session_count(portal_dir):
     con = sqlite3.connect(os.path.join(portal_dir, "iservdesk.db"))
     try:
@@ -320,3 +323,176 @@ def test_start_page_offers_sign_in_then_greets_and_signs_out(signed_in_portal):
     answer = browser.post(portal.url + "/logout", data={"csrf_token": token}, allow_redirects=False, timeout=30)
     assert answer.status_code == 303
     assert whoami(browser, portal.url).status_code == 401
+
+
+@pytest.mark.parametrize("issuer_form", ["issuer", "host", "discovery-url"])
+def test_discovery_naming_another_issuer_refuses_sign_in(signed_in_portal, portal_dir, issuer_form):
+    # Mix-up defence: whatever form OAUTH_ISSUER has, a document naming another provider
+    # (here https://other-idp.example/iserv) is refused before anyone is sent anywhere.
+    portal, provider = signed_in_portal(misbehave="other-issuer", issuer_form=issuer_form)
+    configured = {"issuer": provider.issuer, "host": provider.base,
+                  "discovery-url": provider.issuer + "/.well-known/openid-configuration"}[issuer_form]
+    answer = requests.get(portal.url + "/login", allow_redirects=False, timeout=30)
+    assert answer.status_code == 502, answer.text
+    assert "Location" not in answer.headers
+    assert "is not the one this portal is set up for" in answer.text
+    warnings = [line for line in portal.log().splitlines() if "names issuer" in line]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("WARNING iservdesk.oidc:")
+    assert "'https://other-idp.example/iserv'" in warnings[0]
+    assert "OAUTH_ISSUER %r" % configured in warnings[0]
+    assert session_count(portal_dir) == 0
+
+    # Nothing wrong is remembered: once the provider names the right issuer, sign-in works.
+    provider.misbehave("none")
+    browser, _, signed = sign_in(portal.url, "ben", "ben-pw")
+    assert signed.status_code == 302, signed.text
+    assert whoami(browser, portal.url).json()["username"] == "ben"
+
+
+def test_group_and_role_display_names_grant_nothing(signed_in_portal, portal_dir):
+    # nora's groups are *named* admins, Klasse-7A and teachers, her roles ROLE_ADMIN and
+    # ROLE_TEACHER, but none has that account name (act) or id (tests/data/users.json).
+    restricted, _ = signed_in_portal(ALLOWED_GROUPS="Klasse-7A, teachers, ROLE_TEACHER")
+    refused(sign_in(restricted.url, "nora", "nora-pw")[2], 403, portal_dir,
+            "not in a group that may use iservdesk")
+
+    portal, _ = signed_in_portal(ROLE_ADMIN="admins, ROLE_ADMIN", ROLE_TEACHER="teachers, ROLE_TEACHER")
+    browser, _, answer = sign_in(portal.url, "nora", "nora-pw")
+    assert answer.status_code == 302, answer.text
+    body = whoami(browser, portal.url).json()
+    assert (body["groups"], body["roles"]) == (["schuelerrat"], [])
+    assert (body["is_admin"], body["is_teacher"]) == (False, False)
+
+
+def test_signing_in_ends_the_browsers_previous_session(signed_in_portal, portal_dir):
+    portal, _ = signed_in_portal(ALLOWED_GROUPS="klasse-7a")
+    browser, _, _ = sign_in(portal.url, "anna.schmidt", "anna-pw")
+    anna = browser.cookies["iservdesk_session"]
+
+    # The next person at this computer signs in to IServ as someone else and comes back.
+    browser.cookies.set("devidp_session", None)
+    _, _, answer = sign_in(portal.url, "max.muster", "max-pw", session=browser)
+    assert answer.status_code == 302, answer.text
+    assert whoami(browser, portal.url).json()["username"] == "max.muster"
+    gone = requests.get(portal.url + "/session", headers={"X-Session-ID": anna}, timeout=30)
+    assert gone.status_code == 401
+    assert session_count(portal_dir) == 1
+    assert "anna.schmidt signed out: a new sign-in in the same browser" in portal.log()
+
+    # A sign-in that is then refused ends the previous session too: the browser is not
+    # left signed in as the person before.
+    max_muster = browser.cookies["iservdesk_session"]
+    browser.cookies.set("devidp_session", None)
+    _, _, refused_answer = sign_in(portal.url, "ben", "ben-pw", session=browser)
+    assert refused_answer.status_code == 403
+    assert requests.get(portal.url + "/session", headers={"X-Session-ID": max_muster},
+                        timeout=30).status_code == 401
+    assert whoami(browser, portal.url).status_code == 401
+    assert session_count(portal_dir) == 0
+
+
+def test_logout_refuses_cross_site_requests(signed_in_portal):
+    portal, _ = signed_in_portal()
+    browser, _, _ = sign_in(portal.url, "anna.schmidt", "anna-pw")
+    csrf = whoami(browser, portal.url).json()["csrf_token"]
+
+    def logout(headers, token=csrf):
+        return browser.post(portal.url + "/logout", data={"csrf_token": token}, headers=headers,
+                            allow_redirects=False, timeout=30)
+
+    for headers in ({"Sec-Fetch-Site": "cross-site"},
+                    {"Sec-Fetch-Site": "same-site"},  # a sibling host of the school's site
+                    {"Sec-Fetch-Site": "cross-site", "Origin": portal.url},  # Fetch Metadata decides
+                    {"Origin": "http://evil.example"},  # older browsers: Origin, then Referer
+                    {"Origin": "null"},
+                    {"Referer": "http://127.0.0.1:1/page.html"},  # another port, another origin
+                    {"Origin": "http://evil.example", "Referer": portal.url + "/"}):
+        answer = logout(headers)
+        assert answer.status_code == 403, headers
+        assert "only from iservdesk itself" in answer.text, headers
+        assert whoami(browser, portal.url).status_code == 200, headers
+    assert "refused a cross-site sign-out" in portal.log()
+
+    # The portal's own pages pass this check and still need the CSRF token.
+    for headers in ({"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"},
+                    {"Origin": portal.url}, {"Referer": portal.url + "/"}, {}):
+        answer = logout(headers, token="0" * 64)
+        assert answer.status_code == 403, headers
+        assert "CSRF" in answer.text, headers
+    answer = logout({"Sec-Fetch-Site": "same-origin", "Origin": portal.url})
+    assert answer.status_code == 303
+    assert whoami(browser, portal.url).status_code == 401
+
+
+def test_logout_by_scripts_without_the_cookie_ignores_fetch_metadata(signed_in_portal):
+    portal, _ = signed_in_portal()
+    browser, _, _ = sign_in(portal.url, "ben", "ben-pw")
+    session_id = browser.cookies["iservdesk_session"]
+    answer = requests.post(portal.url + "/logout", timeout=30, headers={
+        "X-Session-ID": session_id, "Sec-Fetch-Site": "cross-site", "Origin": "http://elsewhere.example"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "signed_out"
+    assert whoami(browser, portal.url).status_code == 401
+
+
+def test_cookies_under_https_are_host_prefixed():
+    session = auth.cookie_header(sessions.cookie_name(True), "v", max_age=60, secure=True)
+    assert session == "__Host-iservdesk_session=v; HttpOnly; Max-Age=60; Path=/; SameSite=Lax; Secure"
+    login = auth.cookie_header(sessions.cookie_name(True, auth.LOGIN_COOKIE), "", max_age=0, secure=True)
+    assert login.startswith('__Host-iservdesk_login=""; ') and "Secure" in login and "Domain" not in login
+    assert auth.cookie_header(sessions.cookie_name(False), "v", max_age=60, secure=False) == \
+        "iservdesk_session=v; HttpOnly; Max-Age=60; Path=/; SameSite=Lax"
+    with pytest.raises(ValueError):
+        auth.cookie_header("__Host-iservdesk_session", "v", max_age=60, secure=False)
+
+
+def test_https_portal_signs_in_with_host_prefixed_cookies_only(portal, idp):
+    # PUBLIC_URL is https; TLS ends in front of the portal, so the test talks plain HTTP to
+    # it as nginx would, carrying the cookies by hand (requests keeps Secure ones for https).
+    port = free_port()
+    public = "https://127.0.0.1:%d" % port
+    provider = idp(clients=[(CLIENT_ID, CLIENT_SECRET, "client_secret_basic", public + "/authorize")])
+    instance = portal(LISTEN="127.0.0.1:%d" % port, PUBLIC_URL=public, OAUTH_ISSUER=provider.issuer,
+                      OAUTH_CLIENT_ID=CLIENT_ID, OAUTH_CLIENT_SECRET=CLIENT_SECRET)
+
+    def start():
+        login = requests.get(instance.url + "/login", allow_redirects=False, timeout=30)
+        assert login.status_code == 302, login.text
+        cookie = login.headers["Set-Cookie"]
+        assert cookie.startswith("__Host-iservdesk_login=")
+        assert "Secure" in cookie and "Path=/" in cookie and "domain" not in cookie.lower()
+        at_provider = requests.Session()
+        form = at_provider.get(login.headers["Location"], allow_redirects=False, timeout=30)
+        callback = submit(at_provider, form, "ben", "ben-pw")
+        assert callback.startswith(public + "/authorize?")
+        return cookie.split(";")[0].split("=", 1)[1], instance.url + callback[len(public):]
+
+    # A login cookie without the prefix (any host of the site could have set it) is not ours.
+    browser_secret, callback = start()
+    shadowed = requests.get(callback, headers={"Cookie": "iservdesk_login=" + browser_secret},
+                            allow_redirects=False, timeout=30)
+    assert shadowed.status_code == 400 and "another browser" in shadowed.text
+
+    browser_secret, callback = start()
+    answer = requests.get(callback, headers={"Cookie": "__Host-iservdesk_login=" + browser_secret},
+                          allow_redirects=False, timeout=30)
+    assert answer.status_code == 302, answer.text
+    cookies = answer.raw.headers.getlist("Set-Cookie")
+    session = [cookie for cookie in cookies if cookie.startswith("__Host-iservdesk_session=")]
+    assert len(session) == 1, cookies
+    assert all(part in session[0] for part in ("HttpOnly", "Path=/", "SameSite=Lax", "Secure"))
+    assert "domain" not in session[0].lower()
+    assert any(cookie.startswith('__Host-iservdesk_login=""') and "Max-Age=0" in cookie for cookie in cookies)
+    assert not any(cookie.startswith("iservdesk_") for cookie in cookies)
+    # Only the prefixed cookie is a session: an unprefixed one (a sibling host may set it
+    # for the whole domain) counts for nothing, on the API and under /desktop/.
+    session_id = session[0].split(";")[0].split("=", 1)[1]
+    own = requests.get(instance.url + "/session", headers={"Cookie": "__Host-iservdesk_session=" + session_id},
+                       timeout=30)
+    assert own.status_code == 200 and own.json()["username"] == "ben"
+    for path in ("/session", "/desktop/ben-tiny/"):
+        shadow = requests.get(instance.url + path, headers={"Cookie": "iservdesk_session=" + session_id},
+                              allow_redirects=False, timeout=30)
+        assert shadow.status_code in (401, 302), path
+        assert shadow.status_code == 401 or "/login?next=" in shadow.headers["Location"], path

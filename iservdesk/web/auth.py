@@ -1,8 +1,8 @@
 """Sign-in routes (/login, /authorize, /session, /logout) and who is asking (authenticate).
 
-The OpenID Connect protocol lives in oidc.py and session bookkeeping in sessions.py; this
-module joins them to HTTP: cookies, redirects, CSRF checks and the error pages a person
-sees when signing in goes wrong.
+The OpenID Connect protocol lives in oidc.py and session bookkeeping (including the
+cookies' names) in sessions.py; this module joins them to HTTP: cookies, redirects, CSRF
+and cross-site checks, and the error pages a person sees when signing in goes wrong.
 """
 
 import dataclasses
@@ -14,7 +14,7 @@ import bottle
 
 from .. import db, metrics, oidc, sessions
 from ..errors import IServDeskError
-from .responses import redirect
+from .responses import redirect, web_origin
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,11 @@ class Identity:
 
 
 def cookie_header(name, value, *, max_age, secure):
-    """A Set-Cookie value: HttpOnly, SameSite=Lax, path /. (Bottle 0.12 lacks SameSite.)"""
+    """A Set-Cookie value: HttpOnly, SameSite=Lax, path /, no Domain; Secure with `secure`.
+    (Bottle 0.12 lacks SameSite.) A `__Host-` name needs `secure`: browsers drop it otherwise.
+    """
+    if name.startswith(sessions.HOST_PREFIX) and not secure:
+        raise ValueError("a __Host- cookie must be Secure")
     cookie = http.cookies.SimpleCookie()
     cookie[name] = value
     morsel = cookie[name]
@@ -63,25 +67,51 @@ def cookie_header(name, value, *, max_age, secure):
     return morsel.OutputString()
 
 
-def session_id_from(request):
+def session_id_from(request, cookie_name=sessions.COOKIE):
     """(session id, came from the cookie?) from the request's carriers, or (None, False).
 
-    Explicit carriers (Bearer, X-Session-ID, ?session_id=) win over the cookie: a script
-    that names a session means that one.
+    Under /desktop/ only the cookie counts: a link or a page cannot choose whose session a
+    desktop is opened with there (a student's `?session_id=` would otherwise make a
+    teacher's browser show the student's page on the portal's origin). Elsewhere explicit
+    carriers (Bearer, X-Session-ID, ?session_id=) win over the cookie: a script that names
+    a session means that one.
     """
-    authorization = request.headers.get("Authorization", "")
-    if authorization[:7].lower() == "bearer ":
-        return authorization[7:].strip(), False
-    header = request.headers.get("X-Session-ID")
-    if header:
-        return header.strip(), False
-    query = request.query.get("session_id")
-    if query:
-        return query, False
-    cookie = request.get_cookie(sessions.COOKIE)
+    if not desktop_path(request.path):
+        authorization = request.headers.get("Authorization", "")
+        if authorization[:7].lower() == "bearer ":
+            return authorization[7:].strip(), False
+        header = request.headers.get("X-Session-ID")
+        if header:
+            return header.strip(), False
+        query = request.query.get("session_id")
+        if query:
+            return query, False
+    cookie = request.get_cookie(cookie_name)
     if cookie:
         return cookie, True
     return None, False
+
+
+def desktop_path(path):
+    """True for /desktop and everything below it, however a client spells it."""
+    return path.lstrip("/").lower().startswith("desktop")
+
+
+def cross_site(request, public_url):
+    """Whether `request` comes from a page of another origin than PUBLIC_URL's.
+
+    Fetch Metadata decides when the browser sends it (`same-origin`, and `none` for what
+    the person typed or bookmarked, are ours); browsers without it are judged by Origin,
+    then Referer. A request with none of these (a script) is not cross-site: the CSRF
+    token still guards it.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site.strip().lower() not in ("same-origin", "none")
+    source = request.headers.get("Origin") or request.headers.get("Referer")
+    if source is None:
+        return False
+    return web_origin(source) != web_origin(public_url)
 
 
 def safe_return_path(value):
@@ -99,12 +129,14 @@ def add_routes(app):
     database = app.config["iservdesk.db"]
     policy = sessions.Policy.from_config(config)
     secure = config.public_url.startswith("https://")
+    session_cookie = sessions.cookie_name(secure)
+    login_cookie = sessions.cookie_name(secure, LOGIN_COOKIE)
 
     def authenticate():
         """The Identity of the current request, or None. Cached per request."""
         environ = bottle.request.environ
         if "iservdesk.identity" not in environ:
-            session_id, via_cookie = session_id_from(bottle.request)
+            session_id, via_cookie = session_id_from(bottle.request, session_cookie)
             identity = None
             session = sessions.resolve(session_id, policy, clock()) if session_id else None
             if session is not None:
@@ -140,7 +172,7 @@ def add_routes(app):
                             nonce=nonce, code_verifier=verifier,
                             return_to=safe_return_path(bottle.request.query.get("next")), created_at=now)
         bottle.response.add_header("Set-Cookie", cookie_header(
-            LOGIN_COOKIE, browser, max_age=LOGIN_TTL.total_seconds(), secure=secure))
+            login_cookie, browser, max_age=LOGIN_TTL.total_seconds(), secure=secure))
         bottle.response.set_header("Cache-Control", "no-store")
         redirect(config, url, 302)
 
@@ -157,7 +189,7 @@ def add_routes(app):
             # Deleting inside the write lock makes two racing callbacks see one row at most.
             if login_row is None or db.Login.delete().where(db.Login.state_hash == state_hash).execute() != 1:
                 raise expired
-        browser = bottle.request.get_cookie(LOGIN_COOKIE)
+        browser = bottle.request.get_cookie(login_cookie)
         if not browser or not sessions.digest(browser) == login_row.browser_hash:
             log.warning("sign-in refused: state used from another browser")
             raise oidc.LoginError("This sign-in was started in another browser or tab. "
@@ -203,7 +235,16 @@ def add_routes(app):
         merged = {**claims, **{k: v for k, v in userinfo.items() if k not in PROTECTED_CLAIMS}}
         fields = oidc.identity(merged, config.username_claim)
 
+        previous_id = bottle.request.get_cookie(session_cookie)
         with db.write(database):
+            # A sign-in in this browser ends the session it had, whoever's it was (on a shared
+            # school computer the last person's session must not outlive the next sign-in),
+            # even when the new person is refused below.
+            previous = sessions.resolve(previous_id, policy, now, touch=False) if previous_id else None
+            if previous is not None:
+                sessions.end(previous_id)
+                previous_user = previous.user.username
+                db.record("logout", actor=previous_user, reason="new sign-in in the same browser")
             user = db.User.get_or_none(db.User.uuid == fields["uuid"]) or db.User(uuid=fields["uuid"],
                                                                                 created_at=now)
             for name, value in fields.items():
@@ -219,6 +260,9 @@ def add_routes(app):
                 session_id = sessions.create(user, policy, now, id_token=tokens["id_token"])
                 db.record("login", actor=user.username, admin=policy.is_admin(user))
                 refused = False
+        if previous is not None:
+            app.config["iservdesk.viewers"].close(previous.id_hash)
+            log.info("%s signed out: a new sign-in in the same browser", previous_user)
         if refused:
             log.warning("sign-in refused for %s: not in ALLOWED_GROUPS", user.username)
             raise Forbidden("Your IServ account is not in a group that may use iservdesk. "
@@ -227,8 +271,8 @@ def add_routes(app):
         log.info("%s signed in%s", user.username, " (admin)" if policy.is_admin(user) else "")
         metrics.SIGNINS.inc()
         bottle.response.add_header("Set-Cookie", cookie_header(
-            sessions.COOKIE, session_id, max_age=policy.lifetime.total_seconds(), secure=secure))
-        bottle.response.add_header("Set-Cookie", cookie_header(LOGIN_COOKIE, "", max_age=0, secure=secure))
+            session_cookie, session_id, max_age=policy.lifetime.total_seconds(), secure=secure))
+        bottle.response.add_header("Set-Cookie", cookie_header(login_cookie, "", max_age=0, secure=secure))
         bottle.response.set_header("Cache-Control", "no-store")
         redirect(config, login_row.return_to, 302)
 
@@ -254,6 +298,14 @@ def add_routes(app):
 
     @app.post("/logout")
     def logout():
+        if bottle.request.get_cookie(session_cookie) and cross_site(bottle.request, config.public_url):
+            # SameSite=Lax still sends the cookie with posts from sibling hosts of the same
+            # site, and a page that got hold of the CSRF token must not sign anyone out.
+            log.warning("refused a cross-site sign-out (Sec-Fetch-Site %s, Origin %s)",
+                        bottle.request.headers.get("Sec-Fetch-Site", "-")[:40],
+                        bottle.request.headers.get("Origin", "-")[:100])
+            raise Forbidden("Signing out works only from iservdesk itself, not from another site.",
+                            code="cross_site")
         identity = authenticate()
         end_session_url = None
         if identity is not None:
@@ -264,7 +316,7 @@ def add_routes(app):
             app.config["iservdesk.viewers"].close(identity.session.id_hash)
             log.info("%s signed out", identity.user.username)
             end_session_url = provider.end_session_url(identity.session.id_token, config.public_url + "/")
-        bottle.response.add_header("Set-Cookie", cookie_header(sessions.COOKIE, "", max_age=0, secure=secure))
+        bottle.response.add_header("Set-Cookie", cookie_header(session_cookie, "", max_age=0, secure=secure))
         bottle.response.set_header("Cache-Control", "no-store")
         if identity is not None and not identity.via_cookie or \
                 "application/json" in bottle.request.headers.get("Accept", ""):

@@ -1,5 +1,7 @@
 """Response helpers shared by the route modules."""
 
+import urllib.parse
+
 import bottle
 
 
@@ -13,3 +15,18 @@ def redirect(config, location, status=302):
     response.body = ""
     response.set_header("Location", location)
     raise response
+
+
+def web_origin(url):
+    """scheme://host[:port] of `url` as browsers send it in Origin: lower case, without
+    the scheme's default port ("null" and the like stay as they are)."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return url
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return url
+    host = parts.hostname if ":" not in parts.hostname else "[%s]" % parts.hostname
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return "%s://%s%s" % (parts.scheme, host, "" if port in (None, default) else ":%d" % port)
