@@ -105,8 +105,11 @@ def run_checks(config, nginx=("nginx",)):
                      "and cookies are not Secure. Put nginx with TLS in front and set an https:// "
                      "address (SSL_SETUP.md)." % config.public_url)
     if config.vnc_password:
-        yield Result(WARN, "VNC_PASSWORD", "set: every desktop container shares this one password. "
-                     "Leave it empty, and each container gets its own random one.")
+        # The value is never printed: it is a secret, and this output lands in tickets.
+        yield Result(WARN, "VNC_PASSWORD", "set: every desktop container shares this one password, "
+                     "and each desktop's user can read it in their own container's environment. "
+                     "Whoever knows it can enter every desktop that a process on this host or a "
+                     "container can reach. Leave it empty, and each container gets its own random one.")
     else:
         yield Result(OK, "VNC_PASSWORD", "empty: each container gets its own random password")
     yield check_nginx(config, nginx)

@@ -127,6 +127,9 @@ class Desktop(BaseModel):
     started_at = UTCDateTimeField(null=True)
     last_access_at = UTCDateTimeField(null=True)
     stopped_at = UTCDateTimeField(null=True)  # last became stopped or error; cleanup counts from here
+    # The Docker volume mounted as home, once chosen for this row's owner (Desktops.home_volume):
+    # homes belong to a person (the volume's owner label), not to a name.
+    home_volume = peewee.TextField(null=True)
 
     class Meta:
         table_name = "desktops"
@@ -233,6 +236,11 @@ MIGRATIONS = (
         ALTER TABLE desktops ADD COLUMN stopped_at TEXT;
         UPDATE desktops SET stopped_at = strftime('%Y-%m-%dT%H:%M:%S.000000Z', 'now')
             WHERE status IN ('stopped', 'error');
+    """),
+    # Rows of older releases keep NULL: their volume is chosen (and recorded) at the next
+    # container they get, by the rules in Desktops.home_volume.
+    ("which home volume a desktop mounts", """
+        ALTER TABLE desktops ADD COLUMN home_volume TEXT;
     """),
 )
 

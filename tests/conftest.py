@@ -128,6 +128,7 @@ def docker_client():
         container.remove(force=True)
     for volume in client.volumes.list(filters={"name": CONTAINER_PREFIX}):
         volume.remove(force=True)
+    remove_networks(client, CONTAINER_PREFIX)
     client.close()
 
 
@@ -305,8 +306,23 @@ def remove_desktops(prefix, dump_logs):
             container.remove(force=True)
         for volume in client.volumes.list(filters={"name": prefix + "-home-"}):
             volume.remove(force=True)
+        # At once, not only at the end of the session: Docker's default address pools hold
+        # about 30 bridge networks, and every portal that starts a desktop makes one.
+        remove_networks(client, prefix + "-")
     finally:
         client.close()
+
+
+def remove_networks(client, prefix):
+    """Remove the Docker networks whose names start with `prefix` (the desktops' networks
+    that portals of this run made); one still in use stays."""
+    import docker.errors
+    for network in client.networks.list(filters={"name": prefix}):
+        if network.name.startswith(prefix):
+            try:
+                network.remove()
+            except docker.errors.APIError:  # 404: gone already; 403: a container still uses it
+                pass
 
 
 class IdentityProvider:
@@ -413,6 +429,22 @@ def signed_in_portal(portal, idp):
         instance = portal(LISTEN="127.0.0.1:%d" % port, PUBLIC_URL="http://127.0.0.1:%d" % port,
                           OAUTH_CLIENT_ID=CLIENT_ID, OAUTH_CLIENT_SECRET=CLIENT_SECRET, **settings)
         return instance, provider
+    return start
+
+
+@pytest.fixture
+def running(signed_in_portal, docker_client, demo_image, tmp_path):
+    """Factory: running(slug="tiny", user="anna.schmidt", **settings) -> (portal, client, row)
+    with `user` signed in and their desktop of type `slug` running."""
+    from flows import Client, wait_status
+    from proxying import row_of
+
+    def start(slug="tiny", user="anna.schmidt", **settings):
+        portal, _ = signed_in_portal(**settings)
+        client = Client(portal.url, user)
+        client.post("/api/container/start", params={"desktop_type": slug})
+        wait_status(client, slug, "running")
+        return portal, client, row_of(tmp_path, "%s-%s" % (user, slug))
     return start
 
 

@@ -166,6 +166,18 @@ def test_each_warning_is_a_warn_line_and_exit_0(installation, name, warns, expec
     assert [level for level, _ in lines.values()].count("WARN") == 1, output
 
 
+def test_a_shared_vnc_password_warns_and_says_why_without_echoing_it(installation):
+    status, lines, output = installation.check(VNC_PASSWORD="one-for-every-desktop-7f3a")
+    assert status == 0, output
+    level, text = lines["VNC_PASSWORD"]
+    assert level == "WARN", output
+    assert "every desktop container shares this one password" in text
+    assert "each desktop's user can read it in their own container's environment" in text
+    assert "can enter every desktop that a process on this host or a container can reach" in text
+    assert "Leave it empty" in text
+    assert "one-for-every-desktop-7f3a" not in output
+
+
 def test_a_missing_configuration_says_which_file_and_what_to_set(tmp_path):
     path = str(tmp_path / "iservdesk.env")
     result = subprocess.run(iservdesk_command("--config", path, "check"), cwd=ROOT, capture_output=True,

@@ -28,6 +28,7 @@ LABEL = "de.iservdesk."
 HOUR = datetime.timedelta(hours=1)
 DAY = datetime.timedelta(days=1)
 ANNA_UUID = "0cfd628e-e095-4b3f-8939-b287627ca408"
+BEN_UUID = "31a3421d-cbf0-4679-976c-82d52839f0a5"
 
 
 def utcnow():
@@ -389,3 +390,39 @@ def test_cleanup_during_starts_leaves_the_portals_jobs_alone(site, docker_client
     log = portal.log()
     for trouble in ("reconciled", "failed to start", "interrupted"):
         assert trouble not in log, log
+
+
+def test_a_container_of_another_person_under_a_desktops_name_is_neither_adopted_nor_kept(
+        tmp_path, containers, docker_client, demo_image, caplog):
+    config, desktops, database = fresh_cleaner(tmp_path)
+    ours = {LABEL + "installation": desktops.installation}
+    environment = {"VNC_PW": "bens-secret", "DEMO_MODE": "tiny"}
+    # Ben's containers: one labelled as Anna's tiny desktop, one that an older release (which
+    # adopted by name) linked to Anna's demo desktop.
+    named = containers.run(demo_image, environment=environment, labels={
+        **ours, LABEL + "owner": BEN_UUID, LABEL + "type": "tiny", LABEL + "desktop": "anna.schmidt-tiny"})
+    linked = containers.run(demo_image, environment=environment, labels={
+        **ours, LABEL + "owner": BEN_UUID, LABEL + "type": "demo", LABEL + "desktop": "anna.schmidt-demo"})
+    with database.connection_context():
+        anna = db.User.create(uuid=ANNA_UUID, username="anna.schmidt")
+        db.User.create(uuid=BEN_UUID, username="ben")
+        db.Desktop.create(user=anna, desktop_type="tiny", name="anna.schmidt-tiny", status="removed")
+        db.Desktop.create(user=anna, desktop_type="demo", name="anna.schmidt-demo", status="running",
+                          container_id=linked.id, secret="bens-secret")
+
+    t0 = utcnow()
+    first = cleanup.run(config, desktops, database, t0)
+    assert first.repairs == ["anna.schmidt-demo: let go of another person's container %s" % linked.name]
+    assert (first.strays_waiting, first.error) == ([], "")
+    second = cleanup.run(config, desktops, database, t0 + HOUR)
+    assert (second.repairs, second.strays_waiting, second.strays_removed) == ([], [], [])
+    with database.connection_context():
+        rows = {row.name: row for row in db.Desktop.select()}
+    assert set(rows) == {"anna.schmidt-tiny", "anna.schmidt-demo"}  # nothing made for Ben
+    assert {row.container_id for row in rows.values()} == {None}
+    assert rows["anna.schmidt-demo"].secret is None
+    for container in (named, linked):
+        container.reload()
+        assert container.status == "running"  # left alone
+    assert "is found under desktop anna.schmidt-tiny of another person" in caplog.text
+    assert "is found under desktop anna.schmidt-demo of another person" in caplog.text

@@ -3,6 +3,10 @@ manager that joins them to users, the database and live events.
 
 docker.py is the only module that imports the docker SDK; everything else talks to the
 engine through the Spawner contract below and sees only iservdesk's own errors.
+
+What the engine holds for iservdesk: containers, the users' home volumes, and one bridge
+network for the desktops (named after CONTAINER_PREFIX) on which they cannot reach each
+other. Only containers and volumes labelled as this installation's are changed.
 """
 
 import dataclasses
@@ -43,6 +47,14 @@ class ContainerSpec:
     memory: str
     cpus: float
     pids: int
+    network: str = None  # the desktops' network (ensure_network); None: Docker's default bridge
+
+
+@dataclasses.dataclass(frozen=True)
+class VolumeInfo:
+    name: str
+    labels: dict
+    created_at: str  # as the engine says it (RFC 3339), or ""
 
 
 class Spawner:
@@ -72,13 +84,34 @@ class Spawner:
         """Fetch `image`, calling progress(percent or None); blocks until done."""
         raise NotImplementedError
 
-    def ensure_volume(self, name, labels):
-        """Create the named volume unless it exists. Idempotent."""
+    def volume(self, name):
+        """VolumeInfo of the named volume, or None when it does not exist."""
+        raise NotImplementedError
+
+    def volumes(self, prefix):
+        """[VolumeInfo] of every volume whose name starts with `prefix`."""
+        raise NotImplementedError
+
+    def create_volume(self, name, labels):
+        """Create the named volume with `labels` and return its VolumeInfo; an existing one
+        is returned as it is (labels cannot change after creation: compare them)."""
+        raise NotImplementedError
+
+    def ensure_network(self, name, labels):
+        """Make sure the bridge network `name` exists with inter-container traffic off,
+        creating it (with `labels`) when missing; returns its id. Idempotent; raises
+        DesktopError when a network of that name exists but lets containers reach each other."""
+        raise NotImplementedError
+
+    def move_to_network(self, container_id, network):
+        """Connect a stopped container to `network` and disconnect it from every other one
+        (containers made before the desktops had a network of their own sit on Docker's
+        default bridge). Returns True when something changed, False when it was there."""
         raise NotImplementedError
 
     def create(self, spec):
-        """Create and start a container from a ContainerSpec; return its id. Raises NameTaken
-        or PortTaken for the races the caller resolves."""
+        """Create and start a container from a ContainerSpec (on spec.network, which must
+        exist); return its id. Raises NameTaken or PortTaken for the races the caller resolves."""
         raise NotImplementedError
 
     def start(self, container_id):

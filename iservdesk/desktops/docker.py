@@ -4,16 +4,23 @@ DockerSpawner implements the Spawner contract (desktops/__init__.py). Docker err
 unreachable engine (which the SDK surfaces as a requests ConnectionError, not a docker
 error) become DesktopError and its subclasses here; 404 and 409 on stop/remove count as
 done, because the container is already gone or going.
+
+Desktops are created on their own bridge network with inter-container communication off
+(ICC_OPTION): Docker's default bridge lets every container reach every other one, so one
+student's desktop could talk to another's port 6901 directly. Ports are published on
+127.0.0.1 only, so the portal on the host reaches each desktop, and no desktop reaches
+another through the host either.
 """
 
 import logging
+import threading
 
 import docker
 import docker.errors
 import requests.exceptions
 
 from ..errors import DesktopError
-from . import ContainerInfo, NameTaken, PortTaken, Spawner
+from . import ContainerInfo, NameTaken, PortTaken, Spawner, VolumeInfo
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +28,7 @@ log = logging.getLogger(__name__)
 # fails while the engine is down. 1.41 is docker.io 20.10 (bookworm); trixie's 26.1 accepts it.
 API_VERSION = "1.41"
 UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+ICC_OPTION = "com.docker.network.bridge.enable_icc"
 
 
 def _reason(error):
@@ -45,6 +53,11 @@ class DockerSpawner(Spawner):
     def __init__(self, url, timeout=10):
         self.url = url
         self.client = docker.DockerClient(base_url=url, version=API_VERSION, timeout=timeout)
+        # Docker does not refuse a second network of the same name when two creates race
+        # (CheckDuplicate is best effort), and two networks of one name make every later
+        # use of the name ambiguous: creates in this process take turns. (A gevent lock
+        # once the portal has monkey-patched threading.)
+        self.network_lock = threading.Lock()
 
     def _call(self, what, function, *args, **kwargs):
         try:
@@ -178,11 +191,14 @@ class DockerSpawner(Spawner):
             nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
             pids_limit=spec.pids or None, security_opt=["no-new-privileges"],
             binds={spec.volume: {"bind": "/home/kasm-user", "mode": "rw"}},
-            restart_policy={"Name": "no"}, init=False)
+            restart_policy={"Name": "no"}, init=False, network_mode=spec.network or None)
+        networking_config = None
+        if spec.network:
+            networking_config = api.create_networking_config({spec.network: api.create_endpoint_config()})
         created = self._call("create", api.create_container, spec.image, name=spec.name,
                              environment=spec.environment, labels=spec.labels,
                              ports=[spec.container_port], host_config=host_config,
-                             volumes=["/home/kasm-user"])
+                             volumes=["/home/kasm-user"], networking_config=networking_config)
         container_id = created["Id"]
         try:
             self.start(container_id)
@@ -191,14 +207,82 @@ class DockerSpawner(Spawner):
             raise
         return container_id
 
-    def ensure_volume(self, name, labels):
-        """Create the named volume unless it exists (homes outlive their containers)."""
+    @staticmethod
+    def _volume_info(attrs):
+        return VolumeInfo(name=attrs["Name"], labels=dict(attrs.get("Labels") or {}),
+                          created_at=attrs.get("CreatedAt") or "")
+
+    def volume(self, name):
         try:
-            self.client.api.inspect_volume(name)
+            return self._volume_info(self.client.api.inspect_volume(name))
         except docker.errors.NotFound:
-            self._call("create a volume", self.client.api.create_volume, name=name, labels=labels)
+            return None
         except UNREACHABLE + (docker.errors.DockerException,) as error:
-            self._call("inspect a volume", _reraise, error)
+            return self._call("inspect a volume", _reraise, error)
+
+    def volumes(self, prefix):
+        # The engine's name filter matches anywhere in the name: keep the prefixed ones.
+        answer = self._call("list volumes", self.client.api.volumes, filters={"name": prefix})
+        return sorted((self._volume_info(attrs) for attrs in (answer or {}).get("Volumes") or []
+                       if attrs["Name"].startswith(prefix)), key=lambda info: info.name)
+
+    def create_volume(self, name, labels):
+        """Create the named volume with `labels`; an existing one is returned unchanged (Docker
+        answers a create of an existing local volume with that volume)."""
+        return self._volume_info(self._call("create a volume", self.client.api.create_volume,
+                                            name=name, labels=labels))
+
+    def _network(self, name):
+        try:
+            return self.client.api.inspect_network(name)
+        except docker.errors.NotFound:
+            return None
+        except UNREACHABLE + (docker.errors.DockerException,) as error:
+            return self._call("inspect a network", _reraise, error)
+
+    def ensure_network(self, name, labels):
+        """Create the desktops' bridge network with inter-container traffic off, unless it
+        exists. An existing network is accepted when it is a bridge with that option off,
+        labelled ours or not: an operator may have made it with a subnet that does not clash
+        with the school's LAN. One that lets containers talk is refused (DesktopError)."""
+        with self.network_lock:
+            attrs = self._network(name)
+            if attrs is None:
+                try:
+                    self.client.api.create_network(name, driver="bridge", options={ICC_OPTION: "false"},
+                                                   labels=labels, check_duplicate=True)
+                    log.info("created the desktops' network %s (bridge, no traffic between containers)",
+                             name)
+                except docker.errors.APIError as error:
+                    if error.status_code != 409:  # 409: another process created it meanwhile
+                        self._call("create a network", _reraise, error)
+                except UNREACHABLE + (docker.errors.DockerException,) as error:
+                    self._call("create a network", _reraise, error)
+                attrs = self._network(name) or {}
+        if attrs.get("Driver") != "bridge" or (attrs.get("Options") or {}).get(ICC_OPTION) != "false":
+            log.error("the Docker network %s is not a bridge with %s=false, so desktops on it could "
+                      "reach each other; no desktop starts on it. Remove it (`docker network rm %s`, "
+                      "iservdesk makes it again) or make it yourself with `docker network create -o "
+                      "%s=false %s`.", name, ICC_OPTION, name, ICC_OPTION, name)
+            raise DesktopError("The network for desktops is not set up safely. Please tell your IT admin.",
+                               code="network_unsafe")
+        return attrs["Id"]
+
+    def move_to_network(self, container_id, network):
+        """Join the stopped container to `network` alone; True when that changed anything."""
+        api = self.client.api
+        attrs = self._call("inspect", api.inspect_container, container_id)
+        joined = set(((attrs.get("NetworkSettings") or {}).get("Networks") or {}))
+        for other in sorted(joined - {network}):
+            try:
+                api.disconnect_container_from_network(container_id, other, force=True)
+            except docker.errors.NotFound:
+                pass  # 404: that network is gone already
+            except UNREACHABLE + (docker.errors.DockerException,) as error:
+                self._call("disconnect from a network", _reraise, error)
+        if network not in joined:
+            self._call("connect to a network", api.connect_container_to_network, container_id, network)
+        return joined != {network}
 
     def start(self, container_id):
         self._call("start", self.client.api.start, container_id)

@@ -7,12 +7,22 @@ containers, at start-up, on every engine event and once a minute, and logs each 
 Starting runs in a background greenlet per desktop (pull if needed, create or start,
 wait until port 6901 answers), so API calls return at once with the status. Each
 desktop has its own lock: double clicks and several tabs join the running job instead
-of starting a second container. Host ports are handed out under one lock, skipping
-every port any container on the engine holds.
+of starting a second container. MAX_DESKTOPS is counted and the new start reserved in
+one database transaction, so simultaneous starts of different desktops (which those
+locks do not serialise) never overshoot it. Host ports are handed out under one lock,
+skipping every port any container on the engine holds.
+
+Desktops belong to a person, not to a name: rows, containers and home volumes are keyed
+on (and labelled with, de.iservdesk.owner) the user's uuid. IServ may give an account
+name to a new person; that person gets desktops and homes of their own (named with a
+short id of their uuid where the plain name is taken), never the predecessor's, whose
+home volumes are kept and listed for the admin (homes()). Containers run on the
+installation's own bridge network, on which they cannot reach each other.
 """
 
 import collections
 import datetime
+import hashlib
 import logging
 import secrets
 import socket
@@ -53,6 +63,13 @@ class TooManyDesktops(IServDeskError):
                       "few minutes, or stop a desktop you no longer need.")
 
 
+class HomeTaken(DesktopError):
+    status = 409
+    code = "home_taken"
+    public_message = ("Your home folder could not be set up because its name is taken by another "
+                      "account. Please tell your IT admin.")
+
+
 class NoFreePort(DesktopError):
     code = "no_free_port"
     public_message = ("The server has no free port for another desktop. Please tell your IT "
@@ -61,6 +78,12 @@ class NoFreePort(DesktopError):
 
 def desktop_name(username, slug):
     return "%s-%s" % (username, slug)
+
+
+def short_id(uuid):
+    """Eight hex digits that stand for a user's uuid in names: stable, and unlike the account
+    name never handed on to someone else."""
+    return hashlib.sha256(uuid.encode()).hexdigest()[:8]
 
 
 def answers(port, timeout=2.0):
@@ -95,6 +118,7 @@ class Desktops:
         self.port_lock = gevent.lock.RLock()
         self.reserved_ports = set()
         self.jobs = {}  # desktop name -> greenlet starting it
+        self.claimed = set()  # desktop names marked starting whose job is about to be spawned
         self.progress = {}  # desktop name -> percent while pulling
         self.watcher = None
         self._soon = None
@@ -106,6 +130,9 @@ class Desktops:
 
     def volume_name(self, name):
         return "%s-home-%s" % (self.config.container_prefix, name)
+
+    def network_name(self):
+        return "%s-desktops" % self.config.container_prefix
 
     def url(self, row):
         return "%s/desktop/%s/" % (self.config.public_url, row.name)
@@ -149,6 +176,45 @@ class Desktops:
         return {"total": len(rows), "running": len(running),
                 "active_users": len({row.user_id for row in running})}
 
+    def homes(self):
+        """Every home volume named under CONTAINER_PREFIX, for the admin: a list of dicts with
+        name, created_at, owner (uuid, or None), username and display_name (from the users
+        table, else the volume's label), owner_known (the uuid has signed in here), desktop
+        (the owner's desktop that mounts it), username_reused (the owner's account name has
+        since signed in with another uuid) and status: in_use (its owner's desktop mounts
+        it, and the name is still theirs) or kept (nobody's desktop does; the files stay
+        until an admin removes the volume). No sizes: the engine computes those only by
+        walking every volume (`docker system df -v`). Raises DesktopError (engine down)."""
+        volumes = self.spawner.volumes(self.config.container_prefix + "-home-")
+        users = {user.uuid: user for user in db.User.select()}
+        latest = {}  # account name -> the account that signed in with it last
+        for user in users.values():
+            held = latest.get(user.username)
+            if held is None or _signed_in_at(user) > _signed_in_at(held):
+                latest[user.username] = user
+        rows = list(db.Desktop.select(db.Desktop, db.User).join(db.User))
+        mounting = {row.home_volume: row for row in rows if row.home_volume}
+        # Rows of older releases record no volume yet: theirs is the one of their name.
+        mounting.update({self.volume_name(row.name): row for row in rows
+                         if not row.home_volume and self.volume_name(row.name) not in mounting})
+        homes = []
+        for volume in volumes:
+            owner = volume.labels.get(LABEL + "owner")
+            row = mounting.get(volume.name)
+            if row is not None and owner not in (None, row.user.uuid):
+                row = None  # named like that desktop's home, but another person's
+            owner = owner or (row.user.uuid if row is not None else None)
+            user = users.get(owner)
+            reused = user is not None and latest[user.username].uuid != user.uuid
+            homes.append({
+                "name": volume.name, "created_at": volume.created_at or None, "owner": owner,
+                "username": user.username if user else volume.labels.get(LABEL + "user"),
+                "display_name": user.display_name if user else "",
+                "owner_known": user is not None, "desktop": row.name if row is not None else None,
+                "username_reused": reused,
+                "status": "in_use" if row is not None and not reused else "kept"})
+        return homes
+
     # -- lifecycle --
 
     def _set(self, row, **fields):
@@ -166,39 +232,97 @@ class Desktops:
         """Make sure the user's desktop of this type runs; returns its row at once.
 
         Idempotent: a running desktop is returned untouched, a starting one keeps its
-        job, a stopped one is resumed with its files, a missing one is created.
+        job, a stopped one is resumed with its files, a missing one is created. Raises
+        TooManyDesktops (429) when MAX_DESKTOPS desktops are active already, NoFreePort (503).
         """
-        name = desktop_name(user.username, desktop_type.slug)
-        with self.locks[name]:
+        row = self._row_for(user, desktop_type.slug)
+        with self.locks[row.name]:
             now = self.clock()
-            with db.write(self.database):
-                row = db.Desktop.get_or_none((db.Desktop.user == user)
-                                             & (db.Desktop.desktop_type == desktop_type.slug))
-                if row is None:
-                    if db.Desktop.get_or_none(db.Desktop.name == name) is not None:
-                        raise IServDeskError("The desktop name %s is taken by another account. Please "
-                                             "tell your IT admin." % name, status=409, code="name_taken")
-                    row = db.Desktop.create(user=user, desktop_type=desktop_type.slug, name=name,
-                                            status="new", created_at=now)
-            job = self.jobs.get(name)
+            row = db.Desktop.get_by_id(row.id)
+            row.user = user
+            job = self.jobs.get(row.name)
             if job is not None and not job.dead:
                 return row
             info = self.spawner.poll(row.container_id) if row.container_id else None
             if info is not None and info.state == "running" and row.status == "running":
                 self.record_access(row, now)
                 return row
-            if row.status not in ACTIVE:
-                active = db.Desktop.select().where(db.Desktop.status.in_(ACTIVE)).count()
-                if active >= self.config.max_desktops:
-                    log.warning("start of %s refused: MAX_DESKTOPS (%d) reached", name,
-                                self.config.max_desktops)
-                    raise TooManyDesktops()
-            # A new container needs a port: reserve it now, so a full range is a 503 at once.
-            port = self._reserve_port() if info is None else None
-            self._set(row, status="starting", message="")
-            metrics.DESKTOP_STARTS.inc(desktop_type.slug)
-            self.jobs[name] = gevent.spawn(self._run_start, row.id, desktop_type, info, port)
+            # From the claim until its job exists, reconcile() must not take the row (starting,
+            # no container, no job) for a start that died with an earlier process.
+            self.claimed.add(row.name)
+            try:
+                previous = self._claim(row)
+                try:
+                    # A new container needs a port: reserve it now, so a full range is a 503 at once.
+                    port = self._reserve_port() if info is None else None
+                except BaseException:
+                    self._unclaim(row, previous)
+                    raise
+                self.publish(row)
+                metrics.DESKTOP_STARTS.inc(desktop_type.slug)
+                self.jobs[row.name] = gevent.spawn(self._run_start, row.id, desktop_type, info, port)
+            finally:
+                self.claimed.discard(row.name)
             return row
+
+    def _row_for(self, user, slug):
+        """The user's row for desktop type `slug`, made (status new) when missing."""
+        with db.write(self.database):
+            row = db.Desktop.get_or_none((db.Desktop.user == user) & (db.Desktop.desktop_type == slug))
+            if row is None:
+                name = self._free_name(user, slug)
+                if name is None:
+                    raise IServDeskError("The desktop name %s is taken by another account. Please tell "
+                                         "your IT admin." % desktop_name(user.username, slug), status=409,
+                                         code="name_taken")
+                row = db.Desktop.create(user=user, desktop_type=slug, name=name, status="new",
+                                        created_at=self.clock())
+        return row
+
+    def _free_name(self, user, slug):
+        """The name of a new desktop row of `user`, or None when none is free; call inside
+        db.write.
+
+        <username>-<type>, unless a row of someone else has that name: IServ handed the
+        account name on (the predecessor's desktop keeps its name, its container and its
+        files), and the new person gets <username>-<type>-<short id of their uuid>.
+        """
+        base = desktop_name(user.username, slug)
+        for name in (base, "%s-%s" % (base, short_id(user.uuid))):
+            if db.Desktop.get_or_none(db.Desktop.name == name) is None:
+                if name != base:
+                    log.warning("desktop name %s belongs to another account; %s (%s) gets %s",
+                                base, user.username, user.uuid, name)
+                return name
+        return None
+
+    def _claim(self, row):
+        """Mark the desktop starting, counting it against MAX_DESKTOPS in the same transaction.
+
+        The count and the reservation are one step (BEGIN IMMEDIATE, no engine call inside):
+        of simultaneous starts, each sees the ones before it, in this process and in others.
+        A desktop that is active already counts already. Returns the fields to restore
+        (_unclaim) if the start fails before its job runs; raises TooManyDesktops.
+        """
+        with db.write(self.database):
+            fresh = db.Desktop.get_by_id(row.id)
+            full = fresh.status not in ACTIVE and db.Desktop.select().where(
+                db.Desktop.status.in_(ACTIVE)).count() >= self.config.max_desktops
+            if not full:
+                db.Desktop.update(status="starting", message="").where(db.Desktop.id == row.id).execute()
+        if full:
+            log.warning("start of %s refused: MAX_DESKTOPS (%d) reached", row.name, self.config.max_desktops)
+            raise TooManyDesktops()
+        previous = {"status": fresh.status, "message": fresh.message}
+        row.status, row.message = "starting", ""
+        return previous
+
+    def _unclaim(self, row, previous):
+        """Undo _claim() for a start that failed before its job ran (no port, engine down)."""
+        with db.write(self.database):
+            db.Desktop.update(**previous).where((db.Desktop.id == row.id)
+                                                & (db.Desktop.status == "starting")).execute()
+        row.status, row.message = previous["status"], previous["message"]
 
     def _run_start(self, row_id, desktop_type, info, port):
         """The start job: pull, create or start, wait for readiness. Errors end in status error."""
@@ -235,8 +359,10 @@ class Desktops:
 
         Docker may report the container's port as still taken for a moment after a stop;
         if it stays taken, the container is replaced by a new one on another port (the
-        home volume carries the user's files over).
+        home volume carries the user's files over). A container made before desktops had a
+        network of their own is moved onto it first.
         """
+        self._to_network(row, info.id)
         for attempt in range(RESUME_ATTEMPTS):
             try:
                 self.spawner.start(info.id)
@@ -251,6 +377,58 @@ class Desktops:
             self._create(row, desktop_type, port)
         finally:
             self._release_port(port)
+
+    def _to_network(self, row, container_id):
+        """Put a stopped container on the desktops' network (created when missing), alone."""
+        network = self.network_name()
+        self.spawner.ensure_network(network, self.labels)
+        if self.spawner.move_to_network(container_id, network):
+            log.info("moved the container of %s onto the network %s", row.name, network)
+
+    def home_volume(self, row, labels):
+        """The name of the volume to mount as the home of `row`'s owner: made (with `labels`,
+        which carry the owner's uuid) when missing, and recorded in the row.
+
+        A volume whose owner label names someone else is never mounted: the row gets a
+        fresh home under another name (<home>-<short id of the uuid>) and the other person's
+        volume stays as it is, listed by homes(). The row's recorded volume comes first, then
+        the plain name, then that fresh one; a later start finds the same volume again. The
+        owner label decides, not the installation label: after a database reset (a new
+        installation id) a person's home is still theirs.
+
+        Volumes without an owner label were made by hand or by a release before labels
+        (Docker cannot add a label to an existing volume). Such a volume is taken only by
+        the row that already had it: the one of that name that ran before this release
+        recorded volumes (started_at set, home_volume not yet), which is whom an older
+        release mounted it for. A new row, and so a new person with a recycled name, gets
+        a fresh home instead; the choice is recorded in the row, in place of the label.
+        """
+        owner = row.user.uuid
+        plain = self.volume_name(row.name)
+        candidates = [row.home_volume] if row.home_volume else []
+        candidates += [name for name in (plain, "%s-%s" % (plain, short_id(owner))) if name not in candidates]
+        for name in candidates:
+            info = self.spawner.volume(name) or self.spawner.create_volume(name, labels)
+            labelled = info.labels.get(LABEL + "owner")
+            if labelled == owner:
+                pass
+            elif labelled is None and name == row.home_volume:
+                pass  # adopted before, see above
+            elif labelled is None and name == plain and row.home_volume is None and row.started_at:
+                log.warning("home volume %s has no owner label (an older release); it stays the home "
+                            "of %s (%s), who used it", name, row.name, owner)
+            else:
+                log.warning("home volume %s belongs to %s, not to %s (%s) of desktop %s: not mounted, "
+                            "kept", name, labelled or "an unknown owner", row.user.username, owner, row.name)
+                continue
+            if row.home_volume != name:
+                with db.write(self.database):
+                    db.Desktop.update(home_volume=name).where(db.Desktop.id == row.id).execute()
+                row.home_volume = name
+            return name
+        log.error("no home volume for desktop %s of %s (%s): %s all belong to others", row.name,
+                  row.user.username, owner, ", ".join(candidates))
+        raise HomeTaken()
 
     def _create(self, row, desktop_type, port):
         """Pull if needed, then create and start the container on `port` (reserved)."""
@@ -273,8 +451,9 @@ class Desktops:
         secret = self.config.vnc_password or secrets.token_urlsafe(24)
         labels = {**self.labels, LABEL + "owner": row.user.uuid, LABEL + "user": row.user.username,
                   LABEL + "type": desktop_type.slug, LABEL + "desktop": row.name}
-        volume = self.volume_name(row.name)
-        self.spawner.ensure_volume(volume, labels)
+        volume = self.home_volume(row, labels)
+        network = self.network_name()
+        self.spawner.ensure_network(network, self.labels)
         try:
             for attempt in range(PORT_ATTEMPTS):
                 if attempt:
@@ -286,7 +465,8 @@ class Desktops:
                     environment={**desktop_type.environment, "VNC_PW": secret,
                                  "VNC_VIEW_ONLY_PW": secrets.token_urlsafe(24)},
                     labels=labels, volume=volume, shm_size=desktop_type.shm_size,
-                    memory=desktop_type.memory, cpus=desktop_type.cpus, pids=desktop_type.pids)
+                    memory=desktop_type.memory, cpus=desktop_type.cpus, pids=desktop_type.pids,
+                    network=network)
                 try:
                     container_id = self.spawner.create(spec)
                 except PortTaken:
@@ -300,8 +480,15 @@ class Desktops:
                         raise DesktopError("A container named %s exists but does not belong to "
                                            "iservdesk. Please tell your IT admin." % spec.name,
                                            code="name_taken") from None
+                    if not owned_by(existing[0], row.user):
+                        log.warning("container %s is named for desktop %s but belongs to another person "
+                                    "(owner %s, not %s); left alone", spec.name, row.name,
+                                    existing[0].labels.get(LABEL + "owner") or "unknown", row.user.uuid)
+                        raise DesktopError("A container named %s belongs to another account. Please tell "
+                                           "your IT admin." % spec.name, code="name_taken") from None
                     self._adopt_into(row, existing[0])
                     if existing[0].state != "running":
+                        self._to_network(row, existing[0].id)
                         self.spawner.start(existing[0].id)
                     return
                 self._set(row, container_id=container_id, host_port=port, secret=secret)
@@ -395,10 +582,10 @@ class Desktops:
         containers = {info.id: info for info in self.spawner.list(self.labels)}
         repairs = []
         known = set()
-        for row in db.Desktop.select().join(db.User).switch(db.Desktop):
-            if row.name in self.jobs:
+        for row in db.Desktop.select(db.Desktop, db.User).join(db.User):
+            if row.name in self.jobs or row.name in self.claimed:
                 known.add(row.container_id)
-                continue  # a start job owns this row right now
+                continue  # a start job owns this row right now, or is about to
             if row.container_id is None:
                 if row.status in ACTIVE:  # its start job died with an earlier portal process
                     self._set(row, status="error", message="Starting was interrupted. Please start "
@@ -407,7 +594,15 @@ class Desktops:
                 continue
             known.add(row.container_id)
             info = containers.get(row.container_id)
-            if info is None:
+            if info is not None and not owned_by(info, row.user):
+                # Linked by an older release that adopted by name: the row lets go of it, the
+                # container is left alone.
+                log.warning("container %s of desktop %s belongs to another person (owner %s); left alone",
+                            info.name, row.name, info.labels.get(LABEL + "owner") or "unknown")
+                self._set(row, status="removed", container_id=None, host_port=None, secret=None,
+                          message="")
+                repairs.append("%s: let go of another person's container %s" % (row.name, info.name))
+            elif info is None:
                 self._set(row, status="removed", container_id=None, host_port=None, secret=None,
                           message="The desktop was removed outside iservdesk.")
                 repairs.append("%s: container gone" % row.name)
@@ -421,7 +616,10 @@ class Desktops:
             if info.id in known or info.labels.get(LABEL + "desktop") in self.jobs:
                 continue  # known, or being created by a start job right now
             row = self._adoptable_row(info)
-            if row is not None:
+            if row is not None and row.container_id and row.container_id != info.id:
+                log.warning("container %s is labelled as desktop %s, which has another container; "
+                            "left alone", info.name, row.name)
+            elif row is not None:
                 self._adopt_into(row, info)
                 repairs.append("%s: adopted container %s" % (row.name, info.name))
         for repair in repairs:
@@ -435,13 +633,30 @@ class Desktops:
             log.warning("container %s is labelled ours but its owner or type is unknown; left alone",
                         info.name)
             return None
-        name = desktop_name(owner.username, slug)
+        if self._named_for_another(info, owner):
+            return None
         with db.write(self.database):
             row = db.Desktop.get_or_none((db.Desktop.user == owner) & (db.Desktop.desktop_type == slug))
-            if row is None:
+            name = row.name if row is not None else self._free_name(owner, slug)
+            if row is None and name is not None:
                 row = db.Desktop.create(user=owner, desktop_type=slug, name=name, status="new",
                                         created_at=self.clock())
+        if row is None:
+            log.warning("container %s cannot be adopted: every name for its desktop is taken", info.name)
+            return None
+        row.user = owner
         return row
+
+    def _named_for_another(self, info, owner):
+        """True, with a warning, when the container's desktop label names the desktop of someone
+        other than its owner label: it is not adopted (into either), but left alone."""
+        named = info.labels.get(LABEL + "desktop")
+        row = db.Desktop.get_or_none(db.Desktop.name == named) if named else None
+        if row is None or row.user_id == owner.id:
+            return False
+        log.warning("container %s is found under desktop %s of another person (its owner is %s); "
+                    "left alone", info.name, named, owner.uuid)
+        return True
 
     def watch(self):
         """Run forever: reconcile, then follow the engine's events, reconnecting with backoff."""
@@ -571,11 +786,13 @@ class Desktops:
 
     def _adopt_from_outside(self, owner, slug, info, now, dry_run):
         """Give a labelled container without a row the row of its owner and type; the repair
-        as text, or None when a start job owns that row or it has a container already."""
-        name = desktop_name(owner.username, slug)
+        as text, or None when a start job owns that row or it has a container already, or
+        the container is found under the desktop of another person (left alone)."""
         info = self.spawner.poll(info.id)
         if info is None:
             return None  # removed meanwhile
+        if self._named_for_another(info, owner):
+            return None
         fields = {"container_id": info.id, "host_port": info.host_port,
                   "secret": info.environment.get("VNC_PW"), "message": "",
                   "status": "running" if info.state == "running" else "stopped"}
@@ -586,7 +803,11 @@ class Desktops:
             if row is not None and (row.status in BUSY or row.container_id):
                 if row.container_id and row.container_id != info.id:
                     log.warning("container %s is labelled as desktop %s, which has another container; "
-                                "left alone", info.name, name)
+                                "left alone", info.name, row.name)
+                return None
+            name = row.name if row is not None else self._free_name(owner, slug)
+            if name is None:
+                log.warning("container %s cannot be adopted: every name for its desktop is taken", info.name)
                 return None
             if dry_run:
                 return "%s: adopted container %s" % (name, info.name)
@@ -663,6 +884,15 @@ class Desktops:
             return True
 
 
+def _signed_in_at(user):
+    return user.last_login_at or user.created_at
+
+
+def owned_by(info, user):
+    """True when the container `info` is labelled as `user`'s (by uuid, never by name)."""
+    return info.labels.get(LABEL + "owner") == user.uuid
+
+
 def last_used_at(row):
     """When the desktop was last used: the proxy's last access, else its start or creation."""
     return row.last_access_at or row.started_at or row.created_at
@@ -673,6 +903,11 @@ def _repair(row, info, now):
     if info is None:
         return "container gone", {"status": "removed", "container_id": None, "host_port": None,
                                   "secret": None, "message": "The desktop was removed outside iservdesk."}
+    if not owned_by(info, row.user):
+        # Linked by an older release that adopted by name: the row lets go of the container,
+        # which is left alone.
+        return "let go of another person's container %s" % info.name, {
+            "status": "removed", "container_id": None, "host_port": None, "secret": None, "message": ""}
     if info.state == "running" and row.status != "running":
         return "running again", {"status": "running", "host_port": info.host_port, "message": ""}
     if info.state != "running" and row.status == "running":

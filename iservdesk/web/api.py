@@ -5,6 +5,7 @@ Answers are JSON; errors are {"error": code, "message": text} (web/errors.py). E
 route needs a session; state changes made with the cookie need the CSRF token.
 """
 
+import collections
 import json
 import logging
 
@@ -12,12 +13,33 @@ import bottle
 
 from .. import db
 from ..desktops.manager import DesktopNotFound
-from ..errors import BadRequest
+from ..errors import BadRequest, IServDeskError
 from .auth import Forbidden
 
 log = logging.getLogger(__name__)
 
 KEEPALIVE_SECONDS = 15
+# A person keeps a few tabs open (dashboard, admin panel); more is a runaway page.
+EVENT_STREAMS_PER_SESSION = 6
+
+
+class ClosingStream:
+    """A WSGI body that calls `on_close` exactly once when the server is done with it,
+    also when it never started (a generator's finally would not run then)."""
+
+    def __init__(self, iterable, on_close):
+        self.iterable, self.on_close = iterable, on_close
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+    def close(self):
+        if self.on_close is not None:
+            on_close, self.on_close = self.on_close, None
+            try:
+                self.iterable.close()
+            finally:
+                on_close()
 
 
 def add_routes(app):
@@ -148,11 +170,24 @@ def add_routes(app):
         log.info("admin %s stopped all desktops (%d)", identity.user.username, count)
         return {"stopped": count}
 
+    @app.get("/api/admin/homes")
+    def admin_homes():
+        """Every home volume with its owner; the kept ones are those no desktop of their owner
+        mounts any more (e.g. IServ gave the owner's account name to someone else)."""
+        require_admin()
+        return {"homes": desktops.homes()}
+
     # -- live events --
+
+    streams = collections.Counter()  # open event streams by session hash
 
     @app.get("/api/events")
     def events():
         identity = require_user()
+        session_hash = identity.session.id_hash
+        if streams[session_hash] >= EVENT_STREAMS_PER_SESSION:
+            raise IServDeskError("Too many live views are open in this session. Close some tabs "
+                                 "and reload.", status=429, code="too_many_streams")
         user_id, is_admin = identity.user.id, identity.is_admin
         key = "admin" if is_admin else "desktop"
         subscription = desktops.bus.subscribe(lambda event: is_admin or event["owner"] == user_id)
@@ -161,15 +196,19 @@ def add_routes(app):
         bottle.response.set_header("X-Accel-Buffering", "no")  # nginx: pass each event at once
 
         def stream():
-            try:
-                yield "retry: 3000\n\n"
-                while True:
-                    event = subscription.get(KEEPALIVE_SECONDS)
-                    if event is None:
-                        yield ": keepalive\n\n"
-                    else:
-                        yield "event: desktop\ndata: %s\n\n" % json.dumps(event[key])
-            finally:
-                subscription.close()
-        return stream()
+            yield "retry: 3000\n\n"
+            while True:
+                event = subscription.get(KEEPALIVE_SECONDS)
+                if event is None:
+                    yield ": keepalive\n\n"
+                else:
+                    yield "event: desktop\ndata: %s\n\n" % json.dumps(event[key])
+
+        def close():
+            subscription.close()
+            streams[session_hash] -= 1
+            if streams[session_hash] <= 0:
+                del streams[session_hash]
+        streams[session_hash] += 1
+        return ClosingStream(stream(), close)
 

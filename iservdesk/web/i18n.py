@@ -73,6 +73,19 @@ CATALOGUES = {
         "admin.audit_action": "Was",
         "admin.audit_target": "Desktop",
         "admin.stopped_count": "{count} Desktops gestoppt.",
+        "admin.homes": "Home-Ordner",
+        "admin.homes_intro": "Ein Home-Ordner gehört der Person, die ihn angelegt hat (ihrer IServ-ID), nicht "
+                             "ihrem Kontonamen. Bekommt eine neue Person einen alten Kontonamen, erhält sie "
+                             "einen eigenen Ordner. Aufbewahrt heißt: Kein Desktop der Person benutzt ihn mehr, oder "
+                             "ihr Kontoname gehört inzwischen jemand anderem. Die Dateien bleiben, bis du das "
+                             "Volume mit docker volume rm entfernst.",
+        "admin.home_volume": "Volume",
+        "admin.home_desktop": "Desktop",
+        "admin.home_in_use": "In Benutzung",
+        "admin.home_kept": "Aufbewahrt",
+        "admin.home_reused": "Kontoname gehört jetzt einer anderen Person",
+        "admin.home_unknown_owner": "Person unbekannt",
+        "admin.homes_empty": "Keine Home-Ordner.",
     },
     "en": {
         "app.title": "Desktops",
@@ -138,6 +151,19 @@ CATALOGUES = {
         "admin.audit_action": "What",
         "admin.audit_target": "Desktop",
         "admin.stopped_count": "{count} desktops stopped.",
+        "admin.homes": "Home folders",
+        "admin.homes_intro": "A home folder belongs to the person who made it (their IServ id), not to "
+                             "their account name. A new person who gets an old account name gets a folder "
+                             "of their own. Kept means: no desktop of its person uses it any more, or the person's "
+                             "account name now belongs to someone else. The files stay until you remove the "
+                             "volume with docker volume rm.",
+        "admin.home_volume": "Volume",
+        "admin.home_desktop": "Desktop",
+        "admin.home_in_use": "In use",
+        "admin.home_kept": "Kept",
+        "admin.home_reused": "Account name now belongs to someone else",
+        "admin.home_unknown_owner": "Owner unknown",
+        "admin.homes_empty": "No home folders.",
     },
 }
 

@@ -1,5 +1,6 @@
 // The admin panel: statistics and every desktop, updated live from /api/events; stop,
-// remove, stop all (with a confirmation that says how many), and a filter box.
+// remove, stop all (with a confirmation that says how many), and a filter box. Below, the
+// home folders (volumes) with their owners, the kept ones marked.
 "use strict";
 (function () {
   var d = iservdesk;
@@ -64,6 +65,42 @@
     }).catch(function (error) { d.notice(error.message); });
   }
 
+  var homes = document.querySelector("#homes tbody");
+
+  function renderHomes(list) {
+    homes.replaceChildren();
+    list.forEach(function (home) {
+      var tr = document.createElement("tr");
+      tr.dataset.volume = home.name;
+      tr.dataset.status = home.status;
+      var who = home.display_name ? home.display_name + " (" + home.username + ")" : (home.username || "");
+      var owner = home.owner ? (who ? who + " · " : "") + home.owner : d.t("admin.home_unknown_owner");
+      var status = document.createElement("span");
+      var badge = document.createElement("span");
+      badge.className = "badge " + (home.status === "in_use" ? "running" : "stopped");
+      badge.textContent = d.t(home.status === "in_use" ? "admin.home_in_use" : "admin.home_kept");
+      status.appendChild(badge);
+      var why = home.username_reused ? "admin.home_reused" : (home.owner_known ? "" : "admin.home_unknown_owner");
+      if (why) { status.appendChild(document.createTextNode(" " + d.t(why))); }
+      [cell(home.name), cell(owner), cell(home.desktop || "–"),
+       cell(home.created_at ? d.timeElement(home.created_at) : "–"), cell(status)]
+        .forEach(function (td) { tr.appendChild(td); });
+      homes.appendChild(tr);
+    });
+    if (!list.length) {
+      var tr = document.createElement("tr");
+      var td = cell(d.t("admin.homes_empty"));
+      td.colSpan = 5;
+      tr.appendChild(td);
+      homes.appendChild(tr);
+    }
+  }
+
+  function loadHomes() {
+    return d.api("GET", "/api/admin/homes").then(function (answer) { renderHomes(answer.homes); })
+      .catch(function (error) { d.notice(error.message); });
+  }
+
   body.addEventListener("click", function (event) {
     var target = event.target.closest("button[data-action]");
     if (!target) { return; }
@@ -89,8 +126,9 @@
     d.events(function () {
       // A burst of changes (stop all) reloads the table once.
       if (pending) { return; }
-      pending = window.setTimeout(function () { pending = null; load(); }, 150);
+      pending = window.setTimeout(function () { pending = null; load(); loadHomes(); }, 150);
     });
   });
+  loadHomes();
   document.querySelectorAll("#audit time[datetime]").forEach(function (time) { time.replaceWith(d.timeElement(time.dateTime)); });
 })();

@@ -22,6 +22,18 @@
   <tbody></tbody>
 </table>
 </div>
+<h2 id="homes-heading">{{t["admin.homes"]}}</h2>
+<p>{{t["admin.homes_intro"]}}</p>
+<div class="table-wrap">
+<table id="homes" aria-labelledby="homes-heading">
+  <thead><tr>
+    <th scope="col">{{t["admin.home_volume"]}}</th><th scope="col">{{t["admin.owner"]}}</th>
+    <th scope="col">{{t["admin.home_desktop"]}}</th><th scope="col">{{t["admin.created"]}}</th>
+    <th scope="col">{{t["admin.status"]}}</th>
+  </tr></thead>
+  <tbody></tbody>
+</table>
+</div>
 <h2>{{t["admin.audit"]}}</h2>
 <div class="table-wrap">
 <table id="audit">
