@@ -50,13 +50,19 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "t
 REQUEST_DROP = frozenset({"cookie", "authorization", "x-forwarded-for", "x-forwarded-host",
                           "x-forwarded-proto", "x-forwarded-port", "x-real-ip", "forwarded",
                           "x-session-id", "x-csrf-token"})
-# A container must not set portal cookies, clear its storage, widen service worker scope,
-# or join the portal's browsing context group (see security_headers in web/desktop.py).
-RESPONSE_DROP = frozenset({"set-cookie", "set-cookie2", "clear-site-data", "service-worker-allowed",
-                           "cross-origin-opener-policy", "cross-origin-embedder-policy",
-                           "cross-origin-resource-policy", "strict-transport-security",
-                           "access-control-allow-origin", "access-control-allow-credentials",
-                           "content-security-policy", "x-frame-options"})
+# What a desktop may say to the browser: an allowlist, because every header a desktop
+# adds speaks with the portal's origin (Set-Cookie, Refresh, NEL, Report-To, CSP, COOP,
+# Clear-Site-Data, Service-Worker-Allowed, and whatever browsers invent next). Location
+# passes only after web/desktop.py confined it; the portal adds its own CSP after these.
+RESPONSE_ALLOW = frozenset({"content-type", "content-length", "content-encoding", "content-language",
+                            "content-disposition", "content-range", "accept-ranges", "etag",
+                            "last-modified", "expires", "cache-control", "pragma", "age", "vary",
+                            "date", "retry-after", "location"})
+# The 101 of a WebSocket handshake: only what the handshake itself needs.
+UPGRADE_ALLOW = frozenset({"upgrade", "connection", "sec-websocket-accept", "sec-websocket-protocol",
+                           "sec-websocket-extensions"})
+# Never sent upstream in a query string: a session id in a link is no credential here.
+QUERY_DROP = frozenset({"session_id"})
 # WSGI keeps header names upper-cased; these are the spellings servers expect.
 SPELLING = {"HOST": "Host", "CONNECTION": "Connection", "UPGRADE": "Upgrade", "ORIGIN": "Origin",
             "SEC_WEBSOCKET_KEY": "Sec-WebSocket-Key", "SEC_WEBSOCKET_VERSION": "Sec-WebSocket-Version",
@@ -118,8 +124,18 @@ def request_headers(environ, secret):
     return headers
 
 
+def upstream_query(query):
+    """The query string without QUERY_DROP parameters, otherwise byte for byte as sent."""
+    if "session_id" not in query.lower():
+        return query
+    kept = [part for part in query.split("&")
+            if urllib.parse.unquote_plus(part.split("=", 1)[0]).strip().lower() not in QUERY_DROP]
+    return "&".join(kept)
+
+
 def upstream_target(rest, query):
     target = rest if rest.startswith("/") else "/" + rest
+    query = upstream_query(query)
     return urllib.parse.quote(target, safe="/:@!$&'()*+,;=-._~") + ("?" + query if query else "")
 
 
@@ -325,10 +341,10 @@ def read_head(sock, timeout=CONNECT_TIMEOUT * 2):
 
 
 def clean_response_head(head):
-    """The upstream's 101 head without headers a desktop must not send to the portal's origin."""
+    """The upstream's 101 head with only the handshake's own headers (UPGRADE_ALLOW)."""
     lines = head.decode("latin-1").split("\r\n")
     kept = [lines[0]] + [line for line in lines[1:] if line and
-                         line.split(":", 1)[0].strip().lower() not in RESPONSE_DROP]
+                         line.split(":", 1)[0].strip().lower() in UPGRADE_ALLOW]
     return ("\r\n".join(kept) + "\r\n\r\n").encode("latin-1")
 
 
@@ -438,7 +454,7 @@ class Response:
         tokens = {token.strip().lower() for token in (response.getheader("Connection") or "").split(",")}
         for name, value in response.getheaders():
             lower = name.lower()
-            if lower in HOP_BY_HOP or lower in RESPONSE_DROP or lower in tokens:
+            if lower not in RESPONSE_ALLOW or lower in tokens:
                 continue
             self.headers.append((name, value))
         self.first = response.read1(CHUNK)
@@ -506,7 +522,8 @@ def http_request(environ, rest, port, secret, silence):
             connection.putheader(name, value)
         body = environ.get("wsgi.input")
         length = environ.get("CONTENT_LENGTH")
-        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        # Anything but exactly "chunked" was refused with 400 before (web/__init__.py).
+        chunked = environ.get("HTTP_TRANSFER_ENCODING", "").strip().lower() == "chunked"
         if length:
             connection.putheader("Content-Length", length)
         elif chunked:

@@ -3,13 +3,11 @@ a hostile stand-in upstream (tests/upstream.py) for what a container might send.
 
 import base64
 import datetime
-import hashlib
 import http.client
 import io
 import os
 import random
 import socket
-import sqlite3
 import ssl
 import threading
 import time
@@ -22,82 +20,8 @@ import websocket
 from conftest import wait_for
 from flows import Client
 from test_desktops import container_of, wait_status
+from proxying import binary_frame, database, open_ws, point_at, raw_get, row_of, switching_protocols, ws_url
 from upstream import Upstream, self_signed
-
-
-def database(tmp_path):
-    return sqlite3.connect(str(tmp_path / "iservdesk.db"), isolation_level=None)
-
-
-def row_of(tmp_path, name):
-    con = database(tmp_path)
-    con.row_factory = sqlite3.Row
-    try:
-        return con.execute("SELECT * FROM desktops WHERE name = ?", (name,)).fetchone()
-    finally:
-        con.close()
-
-
-def point_at(tmp_path, name, port):
-    """Make the running desktop `name` answer from 127.0.0.1:`port` (a stand-in upstream)."""
-    con = database(tmp_path)
-    con.execute("UPDATE desktops SET host_port = ? WHERE name = ?", (port, name))
-    con.close()
-
-
-def raw_get(url, path, headers=None):
-    """GET with the path sent exactly as given (no client-side normalisation)."""
-    parts = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    connection.putrequest("GET", path, skip_accept_encoding=True)
-    for name, value in (headers or {}).items():
-        connection.putheader(name, value)
-    connection.endheaders()
-    response = connection.getresponse()
-    body = response.read()
-    connection.close()
-    return response.status, dict(response.getheaders()), body
-
-
-def ws_url(portal, name):
-    return portal.url.replace("http://", "ws://") + "/desktop/%s/websockify" % name
-
-
-def open_ws(portal, name, session_id=None, origin=True, subprotocol=True, timeout=15):
-    return websocket.create_connection(
-        ws_url(portal, name), subprotocols=["binary"] if subprotocol else None,
-        origin=portal.url if origin else None, suppress_origin=not origin,
-        cookie="iservdesk_session=%s" % session_id if session_id else None, timeout=timeout)
-
-
-def switching_protocols(head):
-    """A desktop's 101 answer to the handshake `head` (text), with the binary subprotocol."""
-    key = [line.split(":", 1)[1].strip() for line in head.split("\r\n")
-           if line.lower().startswith("sec-websocket-key:")][0]
-    accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
-    return (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept + b"\r\nSec-WebSocket-Protocol: binary\r\n\r\n")
-
-
-def binary_frame(payload):
-    """An unmasked binary WebSocket frame, as a desktop sends it."""
-    if len(payload) < 126:
-        return b"\x82" + bytes([len(payload)]) + payload
-    if len(payload) < 65536:
-        return b"\x82\x7e" + len(payload).to_bytes(2, "big") + payload
-    return b"\x82\x7f" + len(payload).to_bytes(8, "big") + payload
-
-
-@pytest.fixture
-def running(signed_in_portal, docker_client, demo_image, tmp_path):
-    """Factory: running(slug="tiny", user="anna.schmidt", **settings) -> (portal, client, row)."""
-    def start(slug="tiny", user="anna.schmidt", **settings):
-        portal, _ = signed_in_portal(**settings)
-        client = Client(portal.url, user)
-        client.post("/api/container/start", params={"desktop_type": slug})
-        wait_status(client, slug, "running")
-        return portal, client, row_of(tmp_path, "%s-%s" % (user, slug))
-    return start
 
 
 def test_bare_path_redirects_to_the_trailing_slash_keeping_the_query(running):
@@ -199,7 +123,8 @@ def test_encoded_slashes_are_refused_even_for_the_owner(running):
     assert status == 200 and body
 
 
-def test_admins_stay_out_unless_the_setting_lets_them_in_with_an_audit_entry(running, tmp_path):
+def test_admins_stay_out_unless_the_setting_lets_them_look_through_the_viewer_with_an_audit_entry(
+        running, tmp_path):
     portal, anna, _ = running()
     admin = Client(portal.url, "admin")
     assert admin.get("/desktop/anna.schmidt-tiny/vnc.html", allow_redirects=False).status_code == 403
@@ -207,14 +132,22 @@ def test_admins_stay_out_unless_the_setting_lets_them_in_with_an_audit_entry(run
     with open(portal.process.args[portal.process.args.index("--config") + 1], "a") as stream:
         stream.write("ADMIN_DESKTOP_ACCESS=true\n")
     portal.restart()
-    assert admin.get("/desktop/anna.schmidt-tiny/vnc.html", allow_redirects=False).status_code == 200
+    # The desktop's own pages stay the owner's: the admin gets the portal's viewer.
+    for path in ("vnc.html", "app/ui.js", "Downloads/x.html"):
+        refused = admin.get("/desktop/anna.schmidt-tiny/" + path, allow_redirects=False)
+        assert refused.status_code == 403 and "noVNC" not in refused.text, path
+        assert "through the portal&#x27;s viewer only" in refused.text, path
+    page = admin.get("/desktop/anna.schmidt-tiny/", allow_redirects=False)
+    assert page.status_code == 200 and "noVNC" not in page.text
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
     ws = open_ws(portal, "anna.schmidt-tiny", admin.session_id)
     ws.close()
     con = database(tmp_path)
     entries = con.execute("SELECT actor, target FROM events WHERE action = 'desktop.admin-access'").fetchall()
     con.close()
     assert len(entries) == 2 and set(entries) == {("admin", "anna.schmidt-tiny")}
-    assert "admin admin entered the desktop anna.schmidt-tiny of anna.schmidt" in portal.log()
+    assert "admin admin looks at the desktop anna.schmidt-tiny of anna.schmidt" in portal.log()
 
 
 def test_browser_credentials_stay_with_the_portal_and_the_container_secret_is_injected(running, tmp_path):
@@ -241,30 +174,54 @@ def test_a_container_cannot_set_cookies_or_send_the_browser_out_of_its_desktop(r
     portal, anna, row = running()
     replies = {}
     upstream = Upstream(lambda head, body: replies[head.split(" ")[1]])
+
+    def redirect(location):
+        return b"HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % location
+
     replies.update({
         "/cookie": b"HTTP/1.1 200 OK\r\nSet-Cookie: iservdesk_session=evil; Path=/\r\n"
-                   b"Cross-Origin-Opener-Policy: same-origin\r\nClear-Site-Data: \"*\"\r\nContent-Length: 0\r\n\r\n",
-        "/abs": b"HTTP/1.1 302 Found\r\nLocation: /api/admin/containers\r\nContent-Length: 0\r\n\r\n",
-        "/full": b"HTTP/1.1 302 Found\r\nLocation: https://127.0.0.1:%d/vnc.html\r\nContent-Length: 0\r\n\r\n" % upstream.port,
-        "/away": b"HTTP/1.1 302 Found\r\nLocation: https://evil.example/\r\nContent-Length: 0\r\n\r\n",
-        "/rel": b"HTTP/1.1 302 Found\r\nLocation: vnc.html?x=1\r\nContent-Length: 0\r\n\r\n",
+                   b"Cross-Origin-Opener-Policy: same-origin\r\nClear-Site-Data: \"*\"\r\n"
+                   b"Refresh: 0; url=/api/admin/containers\r\nNEL: {\"report_to\": \"x\"}\r\n"
+                   b"Report-To: {\"group\": \"x\"}\r\nService-Worker-Allowed: /\r\nX-Unknown: 1\r\n"
+                   b"Content-Security-Policy: default-src *\r\nAccess-Control-Allow-Origin: *\r\n"
+                   b"Content-Disposition: attachment; filename=a.txt\r\nETag: \"v1\"\r\n"
+                   b"Content-Length: 0\r\n\r\n",
+        "/abs": redirect(b"/api/admin/containers"),
+        "/full": redirect(b"https://127.0.0.1:%d/vnc.html" % upstream.port),
+        "/rel": redirect(b"vnc.html?x=1"),
+        "/dir": redirect(b"/Downloads/"),
     })
+    escapes = {"/up": b"../../session", "/dots": b"/../../api/admin/containers",
+               "/encoded": b"%2e%2e/%2e%2e/session", "/backslash": b"\\\\evil.example/x",
+               "/away": b"https://evil.example/", "/scheme": b"//evil.example/", "/tab": b"/\t/evil.example",
+               "/portal": portal.url.encode() + b"/session", "/js": b"javascript:alert(1)"}
+    replies.update({path: redirect(location) for path, location in escapes.items()})
     point_at(tmp_path, row["name"], upstream.port)
     cookie = anna.get("/desktop/anna.schmidt-tiny/cookie")
     assert cookie.status_code == 200
-    assert "Set-Cookie" not in cookie.headers and "Clear-Site-Data" not in cookie.headers
-    assert "Cross-Origin-Opener-Policy" not in cookie.headers
+    for header in ("Set-Cookie", "Clear-Site-Data", "Cross-Origin-Opener-Policy", "Refresh", "NEL",
+                   "Report-To", "Service-Worker-Allowed", "X-Unknown", "Access-Control-Allow-Origin"):
+        assert header not in cookie.headers, header
+    assert cookie.headers["Content-Disposition"] == "attachment; filename=a.txt"
+    assert cookie.headers["ETag"] == '"v1"'
     assert anna.get("/session").status_code == 200  # still signed in
     policy = cookie.headers["Content-Security-Policy"]
     prefix = portal.url + "/desktop/anna.schmidt-tiny/"
+    assert "default-src *" not in policy
     assert "connect-src %s %s" % (prefix, prefix.replace("http://", "ws://")) in policy
     assert "default-src %s " % prefix in policy and "form-action %s" % prefix in policy
     expected = {"/abs": "/desktop/anna.schmidt-tiny/api/admin/containers",
                 "/full": "/desktop/anna.schmidt-tiny/vnc.html",
-                "/away": "/desktop/anna.schmidt-tiny/", "/rel": "vnc.html?x=1"}
+                "/dir": "/desktop/anna.schmidt-tiny/Downloads/",
+                "/rel": "/desktop/anna.schmidt-tiny/vnc.html?x=1"}
     for path, location in expected.items():
         answer = anna.get("/desktop/anna.schmidt-tiny" + path, allow_redirects=False)
         assert (answer.status_code, answer.headers["Location"]) == (302, location), path
+    for path in escapes:
+        answer = anna.get("/desktop/anna.schmidt-tiny" + path, allow_redirects=False)
+        assert answer.status_code == 502 and "Location" not in answer.headers, path
+        assert "somewhere else" in answer.text, path
+        assert answer.headers["X-Frame-Options"] == "DENY", path
     upstream.close()
 
 
@@ -277,8 +234,10 @@ def test_methods_statuses_and_headers_pass_through_without_hop_by_hop(running, t
     for method in ("PUT", "DELETE", "PATCH", "POST"):
         answer = anna.request(method, "/desktop/anna.schmidt-tiny/thing", data=b"payload-" + method.encode())
         assert answer.status_code == 418
-        assert answer.headers["X-Reply"] == method
+        assert upstream.requests[-1][0].startswith(method + " /thing HTTP/1.1")
         assert answer.content == b"payload-" + method.encode()
+        # Headers outside the allowlist stay with the desktop.
+        assert "X-Reply" not in answer.headers
         assert "X-Private" not in answer.headers and "Keep-Alive" not in answer.headers
     sent = upstream.headers()
     assert "connection" in sent and sent["connection"] == "close"  # ours, one request per connection
@@ -699,7 +658,7 @@ def test_only_the_portals_own_pages_drive_desktops_with_the_cookie(running):
                                         origin=foreign, cookie="iservdesk_session=%s" % anna.session_id,
                                         timeout=15)
         assert refused.value.status_code == 403, foreign
-    assert "refused a WebSocket to desktop anna.schmidt-demo from a page of http://evil.example" in portal.log()
+    assert "refused a WebSocket to desktop anna.schmidt-demo from http://evil.example" in portal.log()
     ws = open_ws(portal, "anna.schmidt-demo", anna.session_id)  # Origin: the portal
     assert ws.recv() == b"RFB 003.008\n"
     ws.close()
@@ -721,5 +680,5 @@ def test_only_the_portals_own_pages_drive_desktops_with_the_cookie(running):
     ("null", "null"),
 ])
 def test_origins_compare_as_browsers_send_them(url, origin):
-    from iservdesk.web.desktop import web_origin
+    from iservdesk.web.responses import web_origin
     assert web_origin(url) == origin

@@ -10,12 +10,13 @@ import bottle
 
 from .. import db as dbmodule, oidc
 from . import api, auth, desktop, errors, health, metrics, ui
+from .desktop import PROXIED
 from .plugins import DatabasePlugin
 
 
-# Portal pages and API answers: no framing, no opener relationship with pages from inside
+# Every answer the portal makes: no framing, no opener relationship with pages from inside
 # desktops (which the proxy serves without COOP), so desktop content can neither read a
-# portal page nor script one it opened.
+# portal answer nor script a page it opened.
 PORTAL_HEADERS = (
     ("X-Frame-Options", "DENY"),
     ("Cross-Origin-Opener-Policy", "same-origin"),
@@ -27,18 +28,28 @@ PORTAL_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 
 
 
 def with_portal_headers(app, config):
-    """WSGI middleware: security headers on every portal answer (pages, JSON, redirects and
-    errors alike); answers from inside desktops get theirs from web/desktop.py."""
+    """WSGI middleware: security headers on every answer the portal makes itself (pages,
+    JSON, redirects and errors alike, under /desktop/ too: a desktop's page must not be
+    able to frame or read a portal answer there); only what a desktop serves goes out with
+    the headers web/desktop.py gives it (it marks those in the environ). Also refuses a
+    Transfer-Encoding other than exactly "chunked" before any route sees the request: a
+    proxy and the desktop behind it must never disagree on where a body ends."""
     headers = PORTAL_HEADERS + (("Content-Security-Policy", PORTAL_CSP.format(idp=config.oauth_issuer)),)
     names = {name.lower() for name, _ in headers}
 
     def wrapped(environ, start_response):
-        if environ.get("PATH_INFO", "").startswith("/desktop"):
-            return app(environ, start_response)
-
         def start(status, response_headers, exc_info=None):
+            if environ.get(PROXIED):
+                return start_response(status, response_headers, exc_info)
             kept = [(name, value) for name, value in response_headers if name.lower() not in names]
             return start_response(status, kept + list(headers), exc_info)
+
+        encoding = environ.get("HTTP_TRANSFER_ENCODING")
+        if encoding is not None and encoding.strip().lower() != "chunked":
+            body = b"Transfer-Encoding must be exactly 'chunked'.\n"
+            start("400 Bad Request", [("Content-Type", "text/plain; charset=utf-8"),
+                                      ("Content-Length", str(len(body))), ("Connection", "close")])
+            return [body]
         return app(environ, start)
     wrapped.bottle = app
     return wrapped

@@ -5,11 +5,18 @@ database row (the owner's uuid), never against a parse of the name, after the pa
 been normalised, so every spelling of a path meets the same check. Then proxy.py carries
 the bytes. A desktop that is not running gets a small status page instead of a bare 502.
 
-Content from inside a desktop is untrusted (its user controls the container). Its
-responses get a Content-Security-Policy that confines fetches, WebSockets, frames, forms
-and workers to that desktop's own path, no Set-Cookie, and no opener relationship with
-portal pages (those send Cross-Origin-Opener-Policy: same-origin and refuse framing), so
-a page from a desktop's Downloads/ cannot use the portal's API with the viewer's rights.
+What a desktop serves is untrusted: its user controls the container (Kasm images serve
+the user-writable Downloads/ from the web root). So, in layers:
+- only the session cookie opens a desktop (web/auth.py), and only from the portal's own
+  origin (Fetch Metadata, else Origin/Referer for writes);
+- only the owner gets the desktop's pages; an admin with ADMIN_DESKTOP_ACCESS gets the
+  portal's own viewer (web/viewer.py) and the WebSocket behind it, nothing else;
+- every page other than the desktop client's entry page is sandboxed (an opaque origin:
+  it reads no portal answer, and SameSite cookies stay behind), and all of the desktop's
+  answers get a policy confining fetches, frames and forms to its own path;
+- a desktop's redirects must stay inside its path, and its headers pass an allowlist;
+- answers the portal makes under /desktop/ carry the portal's strict headers (no framing,
+  COOP; web/__init__.py) and no CSRF token.
 """
 
 import collections
@@ -23,8 +30,9 @@ import bottle
 
 from .. import db, metrics, proxy, sessions
 from ..errors import IServDeskError
-from .auth import Forbidden, Unauthenticated
-from .responses import redirect
+from . import viewer
+from .auth import Forbidden, Unauthenticated, cross_site
+from .responses import redirect, web_origin
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +49,18 @@ STATUS_TEXT = {
 
 BUSY = ("pulling", "starting", "new")
 
+CROSS_SITE_PAGE = """<!doctype html>
+<html lang="de"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>iservdesk</title><link rel="stylesheet" href="/static/desktop-status.css"></head>
+<body><main id="cross-site">
+<p lang="de">Dieser Link kommt von einer anderen Seite. Desktops öffnen sich nur von iservdesk aus.</p>
+<p lang="en">This link comes from another site. Desktops open only from iservdesk itself.</p>
+<p><a id="continue" href="{target}">Desktop öffnen / Open the desktop</a>
+<a href="/">Zur Übersicht / Back to the overview</a></p>
+</main></body></html>"""
+
 STATUS_PAGE = """<!doctype html>
 <html lang="de"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<meta name="csrf-token" content="{csrf}">
 <title>{title} – iservdesk</title><link rel="stylesheet" href="/static/desktop-status.css"></head>
 <body><main id="desktop-status" data-desktop-type="{slug}" data-status="{status}" data-url="{url}">
 <h1>{name}</h1>
@@ -55,16 +72,37 @@ STATUS_PAGE = """<!doctype html>
 </main><script src="/static/desktop-status.js"></script></body></html>"""
 
 
-def security_headers(config, name):
-    """Headers for everything served from inside desktop `name`."""
+# Sec-Fetch-Dest of requests whose answers are never rendered as a document of their own.
+SUBRESOURCES = frozenset({"script", "style", "image", "font", "worker", "sharedworker", "audio",
+                          "video", "track", "manifest", "empty", "audioworklet", "paintworklet",
+                          "xslt", "json", "websocket"})
+# A document a desktop serves runs scripts, forms and downloads, but in an opaque origin:
+# no allow-same-origin (it cannot read portal answers, and SameSite cookies stay home),
+# no allow-top-navigation, no way out of the sandbox for its popups.
+SANDBOX = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
+# A session's open WebSockets to desktops: a person has a few tabs; more is a runaway page.
+WEBSOCKETS_PER_SESSION = 8
+# WSGI environ key: set when the answer is a desktop's, so that with_portal_headers (web/
+# __init__.py) leaves its headers alone; every other answer under /desktop/ is the portal's.
+PROXIED = "iservdesk.proxied"
+
+
+def security_headers(config, name, document):
+    """Headers for what desktop `name` serves. `document`: the answer may be rendered as a
+    page other than the desktop's client (its entry page at /desktop/<name>/), so it is
+    sandboxed. The policy confines fetches, WebSockets, frames, forms and workers to the
+    desktop's own path; Vary keeps a cached subresource from being reused as a document."""
     base = urllib.parse.urlsplit(config.public_url)
     http_prefix = "%s://%s/desktop/%s/" % (base.scheme, base.netloc, name)
     ws_prefix = "%s://%s/desktop/%s/" % ("wss" if base.scheme == "https" else "ws", base.netloc, name)
     policy = ("default-src {p} data: blob: 'unsafe-inline' 'unsafe-eval'; connect-src {p} {w}; "
               "frame-src {p}; worker-src {p} blob:; form-action {p}; base-uri {p}; "
               "frame-ancestors 'self'").format(p=http_prefix, w=ws_prefix)
+    if document:
+        policy += "; " + SANDBOX
     return [("Content-Security-Policy", policy), ("X-Content-Type-Options", "nosniff"),
-            ("Referrer-Policy", "same-origin"), ("Cache-Control", "private")]
+            ("Referrer-Policy", "same-origin"), ("Cache-Control", "private"),
+            ("Vary", "Sec-Fetch-Dest")]
 
 
 class Viewers:
@@ -74,6 +112,9 @@ class Viewers:
 
     def __init__(self):
         self.by_session = collections.defaultdict(set)
+
+    def count(self, session_hash):
+        return len(self.by_session.get(session_hash, ()))
 
     def add(self, session_hash, sock):
         self.by_session[session_hash].add(sock)
@@ -94,44 +135,60 @@ class Viewers:
                 pass
 
 
-def web_origin(url):
-    """scheme://host[:port] of `url` as browsers send it in Origin: lower case, without
-    the scheme's default port ("null" and the like stay as they are)."""
-    try:
-        parts = urllib.parse.urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return url
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return url
-    host = parts.hostname if ":" not in parts.hostname else "[%s]" % parts.hostname
-    default = {"http": 80, "https": 443}[parts.scheme]
-    return "%s://%s%s" % (parts.scheme, host, "" if port in (None, default) else ":%d" % port)
-
-
 def activity_interval(config):
     """Seconds between last-access updates while a WebSocket carries traffic: once a
     minute, or a tenth of IDLE_TIMEOUT when that is shorter (and at least a second)."""
     return max(1.0, min(60.0, config.idle_timeout.total_seconds() / 10))
 
 
-def rewrite_location(location, name, port, public_url):
-    """A redirect from the container, kept inside its /desktop/<name>/ prefix.
+def confine_location(location, request_path, name, public_url):
+    """A desktop's redirect as a path inside /desktop/<name>/, or None.
 
-    Relative locations stay as they are (the browser resolves them under the prefix);
-    absolute paths and URLs of the container or the portal are moved under the prefix;
-    anything else becomes the desktop's root, so a desktop cannot send the browser on.
+    Read as a browser would: tabs and newlines dropped, backslashes as slashes. A relative
+    reference is resolved against the request's path; an absolute path, or a URL of the
+    container itself (127.0.0.1), is a path of the desktop and so is put under its prefix
+    (a directory listing answers /Downloads with /Downloads/); a URL of the portal keeps
+    its path. Then dot segments (also percent-encoded ones) are removed, and the result
+    must still lie inside the prefix. It is re-serialised, so the browser follows exactly
+    what was checked: CSP does not look at paths after a redirect, so this is what keeps a
+    desktop's page inside its prefix.
     """
-    parts = urllib.parse.urlsplit(location)
+    text = location.strip("".join(map(chr, range(33))))
+    text = "".join(c for c in text if c not in "\t\n\r").replace("\\", "/")
     prefix = "/desktop/%s" % name
-    own_hosts = {"127.0.0.1:%d" % port, urllib.parse.urlsplit(public_url).netloc}
-    if not parts.scheme and not parts.netloc:
-        if not location.startswith("/"):
-            return location
-    elif parts.netloc not in own_hosts:
-        return prefix + "/"
-    path = parts.path if parts.path.startswith(prefix + "/") else prefix + (parts.path or "/")
-    return urllib.parse.urlunsplit(("", "", path, parts.query, parts.fragment))
+
+    def under_prefix(path):
+        return path if (path + "/").startswith(prefix + "/") else prefix + path
+
+    try:
+        parts = urllib.parse.urlsplit(text)
+        if parts.scheme or parts.netloc:
+            if parts.scheme.lower() not in ("http", "https", ""):
+                return None
+            origin = urllib.parse.urlunsplit((parts.scheme or "http", parts.netloc, "/", "", ""))
+            if parts.scheme and web_origin(origin) == web_origin(public_url):
+                path = parts.path or "/"
+            elif parts.hostname in ("127.0.0.1", "localhost"):
+                path = under_prefix(parts.path or "/")
+            else:
+                return None
+        elif parts.path.startswith("/"):
+            path = under_prefix(parts.path)
+        else:
+            path = urllib.parse.urljoin(request_path, parts.path) if parts.path else request_path
+    except ValueError:  # a port that is no number, brackets that do not close
+        return None
+    # Encoded slashes hide segment boundaries (and get 404 here anyway).
+    if "%2f" in path.lower() or "%5c" in path.lower():
+        return None
+    decoded = urllib.parse.unquote(path)
+    if any(ord(c) < 32 for c in decoded):
+        return None
+    clean = proxy.normalise(decoded)
+    if not (clean + "/").startswith(prefix + "/"):
+        return None
+    return urllib.parse.urlunsplit(("", "", urllib.parse.quote(clean, safe="/:@!$&'()*+,;=-._~"),
+                                    parts.query, parts.fragment))
 
 
 def add_routes(app):
@@ -142,7 +199,7 @@ def add_routes(app):
     database = app.config["iservdesk.db"]
     viewers = app.config["iservdesk.viewers"]
     policy = sessions.Policy.from_config(config)
-    own_origin = web_origin(config.public_url)
+    own_origin = web_origin(config.public_url)  # for messages; cross_site() compares
 
     def status_page(identity, row, status_code):
         desktop_type = desktops.catalog.types.get(row.desktop_type)
@@ -152,7 +209,6 @@ def add_routes(app):
         bottle.response.set_header("Cache-Control", "no-store")
         bottle.response.content_type = "text/html; charset=utf-8"
         return STATUS_PAGE.format(
-            csrf=sessions.csrf_token(config.secret_key, identity.session_id),
             title=html.escape(row.name), slug=html.escape(row.desktop_type), status=html.escape(row.status),
             url=html.escape(desktops.url(row)),
             name=html.escape(desktop_type.name["de"] if desktop_type else row.name),
@@ -161,17 +217,48 @@ def add_routes(app):
             progress_hidden="" if row.status in BUSY else "hidden",
             start_hidden="hidden" if row.status in BUSY else "")
 
-    def owner_check(identity, row):
+    def check_viewer(identity, row, rest, websocket):
+        """True for the owner. Anyone else who may look (an admin with ADMIN_DESKTOP_ACCESS)
+        gets False for the portal's viewer page and the WebSocket it opens (audited), and
+        403 for everything else: the pages a desktop serves are its user's to control."""
         if identity.user.id == row.user_id:
-            return
-        if identity.is_admin and config.admin_desktop_access:
+            return True
+        if not (identity.is_admin and config.admin_desktop_access):
+            raise Forbidden("This desktop belongs to someone else.", code="not_owner")
+        viewing = (rest == "/websockify" if websocket is not None
+                   else rest in ("", "/") and bottle.request.method in ("GET", "HEAD"))
+        if not viewing:
+            raise Forbidden("You see this desktop through the portal's viewer only.", code="viewer_only")
+        if rest:
             with db.write(database):
                 db.record("desktop.admin-access", actor=identity.user.username, target=row.name,
-                          path=bottle.request.path[:200])
-            log.warning("admin %s entered the desktop %s of %s", identity.user.username, row.name,
+                          what="viewer" if websocket is not None else "page")
+            log.warning("admin %s looks at the desktop %s of %s", identity.user.username, row.name,
                         row.user.username)
+        return False
+
+    def refuse_cross_site(environ, websocket, name):
+        """403 unless the request comes from the portal's own origin (or is a navigation the
+        person made: a bookmark, the address bar). The session cookie rides along on
+        requests from other sites' pages, sibling hosts (same site for SameSite=Lax) and
+        sandboxed documents; none of them may act on a desktop with it."""
+        site = environ.get("HTTP_SEC_FETCH_SITE")
+        if site is None and websocket is None and bottle.request.method in ("GET", "HEAD", "OPTIONS"):
+            return  # no Fetch Metadata (older browsers): only writes and WebSockets are judged
+        if not cross_site(bottle.request, config.public_url):
             return
-        raise Forbidden("This desktop belongs to someone else.", code="not_owner")
+        source = site or environ.get("HTTP_ORIGIN") or environ.get("HTTP_REFERER")
+        what = "WebSocket" if websocket is not None else bottle.request.method
+        log.warning("refused a %s to desktop %s from %s", what, name[:80], source[:100])
+        if (websocket is None and bottle.request.method == "GET"
+                and environ.get("HTTP_SEC_FETCH_MODE", "") == "navigate"):
+            # A link from another site (e.g. IServ): one click on our own page goes on.
+            query = proxy.upstream_query(environ.get("QUERY_STRING", ""))
+            target = html.escape(urllib.parse.quote(proxy.normalise(environ["PATH_INFO"]),
+                                                    safe="/-._~") + ("?" + query if query else ""))
+            raise bottle.HTTPResponse(CROSS_SITE_PAGE.format(target=target), status=403, headers={
+                "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
+        raise Forbidden("Desktops may only be used from %s." % own_origin, code="foreign_origin")
 
     @app.route("/desktop<rest:path>", method=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
     def desktop(rest):
@@ -185,27 +272,22 @@ def add_routes(app):
         if parts is None or "%2f" in raw or "%5c" in raw:
             raise IServDeskError("Not found.", status=404, code="not_found")
         name, rest = parts
+        if environ.get("HTTP_SERVICE_WORKER"):
+            # A service worker registered under a desktop's path would answer later visits
+            # to it in that browser, e.g. an admin's on a shared school computer.
+            raise Forbidden("Desktops cannot install service workers.", code="service_worker_refused")
         identity = authenticate()
         if identity is None:
             if websocket is not None or bottle.request.method != "GET":
                 raise Unauthenticated()
-            query = environ.get("QUERY_STRING")
+            query = proxy.upstream_query(environ.get("QUERY_STRING", ""))
             redirect(config, "/login?next=" + urllib.parse.quote(path + ("?" + query if query else ""), safe=""))
-        origin = environ.get("HTTP_ORIGIN")
-        changing = websocket is not None or bottle.request.method not in ("GET", "HEAD", "OPTIONS")
-        if changing and identity.via_cookie and origin and web_origin(origin) != own_origin:
-            # Cookies also ride along on WebSockets and form posts from pages of sibling
-            # hosts (same site for SameSite=Lax, e.g. another school server): only the
-            # portal's own pages may drive a desktop with the session cookie. Browsers send
-            # Origin with both; the desktop's own pages are on the portal's origin.
-            log.warning("refused a %s to desktop %s from a page of %s",
-                        "WebSocket" if websocket is not None else bottle.request.method, name[:80], origin[:100])
-            raise Forbidden("Desktops may only be used from %s." % own_origin, code="foreign_origin")
+        refuse_cross_site(environ, websocket, name)
         row = (db.Desktop.select(db.Desktop, db.User).join(db.User)
                .where(db.Desktop.name == name.lower()).first())
         if row is None:
             raise IServDeskError("There is no desktop %s." % name[:80], status=404, code="desktop_not_found")
-        owner_check(identity, row)
+        owner = check_viewer(identity, row, rest, websocket)
 
         canonical = "/desktop/%s%s" % (row.name, rest or "/")
         if websocket is None and bottle.request.method in ("GET", "HEAD"):
@@ -213,7 +295,7 @@ def add_routes(app):
             if not rest:
                 # Kasm's and noVNC's assets are relative: the page must end in a slash.
                 redirect(config, canonical + ("?" + query if query else ""), 301)
-            if rest == "/" and "path=" not in query:
+            if owner and rest == "/" and "path=" not in query:
                 # The client opens its WebSocket at <path>, default "websockify" at the
                 # site root; point it at this desktop.
                 extra = {"path": "desktop/%s/websockify" % row.name}
@@ -227,9 +309,15 @@ def add_routes(app):
             if path != canonical:
                 redirect(config, canonical + ("?" + query if query else ""), 301)
 
-        if row.status != "running" or not row.container_id or not row.host_port:
-            if websocket is not None:
-                raise IServDeskError("The desktop is not running.", status=409, code="desktop_not_running")
+        running = row.status == "running" and row.container_id and row.host_port
+        if not running and websocket is not None:
+            raise IServDeskError("The desktop is not running.", status=409, code="desktop_not_running")
+        if not owner and websocket is None:
+            if not running:
+                raise IServDeskError("This desktop is not running.", status=409, code="desktop_not_running")
+            bottle.response.set_header("Cache-Control", "no-store")
+            return viewer.page(config, row, row.user.display_name or row.user.username, view_only=False)
+        if not running:
             return status_page(identity, row, 503 if row.status in BUSY else 409)
 
         port, secret = row.host_port, row.secret
@@ -237,6 +325,9 @@ def add_routes(app):
         if not database.is_closed():
             database.close()  # no connection held while bytes flow for hours
         if websocket is not None:
+            if viewers.count(identity.session.id_hash) >= WEBSOCKETS_PER_SESSION:
+                raise IServDeskError("Too many desktop connections are open in this session. Close "
+                                     "some tabs and try again.", status=429, code="too_many_websockets")
             return tunnel(websocket, identity, rest, row, port, secret)
         try:
             response = proxy.http_request(environ, rest or "/", port, secret, config.proxy_timeout)
@@ -247,9 +338,15 @@ def add_routes(app):
         bottle.response.status = response.status
         for header, value in response.headers:
             if header.lower() == "location":
-                value = rewrite_location(value, row.name, port, config.public_url)
+                value = confine_location(value, canonical, row.name, config.public_url)
+                if value is None:
+                    response.close()
+                    log.warning("desktop %s redirected out of its path; refused", row.name)
+                    raise IServDeskError("The desktop tried to send your browser somewhere else.",
+                                         status=502, code="redirect_refused")
             bottle.response.add_header(header, value)
-        for header, value in security_headers(config, row.name):
+        document = rest != "/" and environ.get("HTTP_SEC_FETCH_DEST", "document") not in SUBRESOURCES
+        for header, value in security_headers(config, row.name, document):
             bottle.response.set_header(header, value)
         if bottle.response.content_type.startswith("text/html"):
             # Pages are never kept, so that a desktop stopped since shows the portal's page
@@ -257,6 +354,7 @@ def add_routes(app):
             # connect: with "no-cache", Chromium still showed the stored page at times.
             # Scripts and styles may come from the cache.
             bottle.response.set_header("Cache-Control", "no-store")
+        environ[PROXIED] = True
         return response
 
     def tunnel(websocket, identity, rest, row, port, secret):

@@ -4,7 +4,6 @@
 (function () {
   var main = document.getElementById("desktop-status");
   var slug = main.dataset.desktopType;
-  var csrf = document.querySelector('meta[name="csrf-token"]').content;
   var texts = {
     pulling: ["Dein Desktop wird vorbereitet …", "Your desktop is being prepared …"],
     starting: ["Dein Desktop startet …", "Your desktop is starting …"],
@@ -47,9 +46,16 @@
       .catch(function () { window.setTimeout(poll, 3000); });
   }
 
+  // The CSRF token is fetched when needed, never put into a page under /desktop/: a
+  // desktop's own documents live on that path too.
   document.getElementById("start").addEventListener("click", function () {
-    fetch("/api/container/start?desktop_type=" + encodeURIComponent(slug),
-          {method: "POST", credentials: "same-origin", headers: {"X-CSRF-Token": csrf}})
+    fetch("/session", {credentials: "same-origin"})
+      .then(function (response) { return response.json(); })
+      .then(function (session) {
+        return fetch("/api/container/start?desktop_type=" + encodeURIComponent(slug),
+                     {method: "POST", credentials: "same-origin",
+                      headers: {"X-CSRF-Token": session.csrf_token}});
+      })
       .then(function (response) { return response.json(); })
       .then(function (body) { show(body); poll(); });
   });
