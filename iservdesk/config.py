@@ -146,17 +146,34 @@ def parse_scopes(value):
     return scopes
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+DURATION_FORMS = "90s, 3m, 4h, 7d or plain seconds"
+# Ten years: far beyond any sensible timeout, and `now - limit` stays a valid datetime
+# (an unbounded number overflowed timedelta with a traceback instead of this one line).
+DURATION_LIMIT_DAYS = 3650
+DURATION_HELP = "A duration: %s; at most %dd." % (DURATION_FORMS, DURATION_LIMIT_DAYS)
+
+
 def parse_duration(value):
-    """90s, 30m, 8h, 2d or plain seconds -> timedelta."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    number, unit = (value[:-1], value[-1]) if value[-1:] in units else (value, "s")
-    try:
-        seconds = int(number) * units[unit]
-    except ValueError:
-        raise ValueError("expected a duration such as 90s, 30m, 8h or 2d") from None
+    """A whole number with s, m, h or d, or without a unit in seconds -> timedelta above zero.
+
+    Every duration setting goes through here, so they all accept the same forms.
+    ASCII digits only: int() alone would also take "+5", "1_0" and other scripts' digits.
+    """
+    match = re.fullmatch(r"([0-9]+)([smhd]?)", value)
+    if not match:
+        raise ValueError("expected " + DURATION_FORMS)
+    seconds = int(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
     if seconds <= 0:
         raise ValueError("must be longer than zero")
+    if seconds > DURATION_LIMIT_DAYS * DURATION_UNITS["d"]:
+        raise ValueError("must be at most %dd" % DURATION_LIMIT_DAYS)
     return datetime.timedelta(seconds=seconds)
+
+
+def parse_duration_seconds(value):
+    """parse_duration as whole seconds, for the timeouts handed to sockets and HTTP clients."""
+    return int(parse_duration(value).total_seconds())
 
 
 def parse_prefix(value):
@@ -181,21 +198,14 @@ def parse_bool(value):
     raise ValueError("expected true or false")
 
 
-def parse_seconds(value):
-    seconds = parse_int(value)
-    if seconds <= 0:
-        raise ValueError("expected a positive number of seconds")
-    return seconds
-
-
 SCHEMA = (
     Setting("PUBLIC_URL", "", parse_optional_url,
             "The portal's external URL as users type it, e.g. https://desk.school.example. "
             "Required unless DOCKER_HOST_URL is set.",
             example="https://desk.school.example"),
     Setting("DOCKER_HOST_URL", "", parse_host,
-            "The seed's host-only form of PUBLIC_URL (e.g. desk.school.example); "
-            "used as https://<host> when PUBLIC_URL is empty."),
+            "Only the portal's host name (e.g. desk.school.example), an older way to give its "
+            "address: used as https://<host> when PUBLIC_URL is empty. Prefer PUBLIC_URL."),
     Setting("LISTEN", "127.0.0.1:8080", parse_listen,
             "Address and port the portal listens on; nginx proxies to it."),
     Setting("SECRET_KEY", None, parse_secret_key,
@@ -226,8 +236,8 @@ SCHEMA = (
             "Overrides the discovered userinfo endpoint."),
     Setting("OAUTH_JWKS_URI", "", parse_optional_url,
             "Overrides the discovered JWKS (signing keys) URL."),
-    Setting("OAUTH_TIMEOUT", "10", parse_seconds,
-            "Seconds to wait for the identity provider."),
+    Setting("OAUTH_TIMEOUT", "10", parse_duration_seconds,
+            "How long to wait for an answer from the identity provider. " + DURATION_HELP),
     Setting("USERNAME_CLAIM", "preferred_username", parse_str,
             "Claim holding the account name used in desktop names (IServ: preferred_username)."),
     Setting("ROLE_ADMIN", "admins", parse_list,
@@ -238,15 +248,15 @@ SCHEMA = (
             "Comma-separated groups or roles allowed to sign in; empty lets in everyone IServ "
             "lets through. Admins are always allowed."),
     Setting("SESSION_IDLE_TIMEOUT", "4h", parse_duration,
-            "A session unused this long ends (e.g. 90m, 4h). Traffic of a desktop viewer it "
-            "opened counts as use."),
+            "A session unused this long ends. Traffic of a desktop viewer it opened counts as "
+            "use. " + DURATION_HELP),
     Setting("SESSION_LIFETIME", "12h", parse_duration,
             "A session ends this long after sign-in, used or not, and closes the desktop "
-            "viewers it opened."),
+            "viewers it opened. " + DURATION_HELP),
     Setting("DOCKER_URL", "unix:///var/run/docker.sock", parse_docker_url,
             "How to reach the Docker engine."),
-    Setting("DOCKER_TIMEOUT", "10", parse_seconds,
-            "Seconds to wait for an answer from the Docker engine."),
+    Setting("DOCKER_TIMEOUT", "10", parse_duration_seconds,
+            "How long to wait for an answer from the Docker engine. " + DURATION_HELP),
     Setting("KASM_IMAGE", "kasmweb/ubuntu-focal-desktop:1.15.0", parse_str,
             "Image of the default desktop type."),
     Setting("KASM_CONTAINER_PORT", "6901", parse_port,
@@ -267,11 +277,13 @@ SCHEMA = (
     Setting("ADMIN_DESKTOP_ACCESS", "false", parse_bool,
             "Let admins open other people's desktops (each entry is written to the audit log). "
             "Off: only the owner gets in."),
-    Setting("DESKTOP_READY_TIMEOUT", "180", parse_seconds,
-            "Seconds a new desktop may take until its port 6901 answers before it counts as failed."),
-    Setting("PROXY_TIMEOUT", "120", parse_seconds,
-            "Seconds a desktop may stay silent while answering an HTTP request (a page, a "
-            "download) before the portal gives up on it. WebSockets have no such limit."),
+    Setting("DESKTOP_READY_TIMEOUT", "180", parse_duration_seconds,
+            "How long a new desktop may take until its port 6901 answers before it counts as "
+            "failed. " + DURATION_HELP),
+    Setting("PROXY_TIMEOUT", "120", parse_duration_seconds,
+            "How long a desktop may stay silent while answering an HTTP request (a page, a "
+            "download) before the portal gives up on it. WebSockets have no such limit. "
+            + DURATION_HELP),
     Setting("METRICS_TOKEN", "", parse_str,
             "GET /metrics answers loopback requests that did not come through a proxy; with this "
             "token set, also anyone who sends it as Authorization: Bearer <token>.", secret=True),
@@ -280,11 +292,11 @@ SCHEMA = (
     Setting("IDLE_TIMEOUT", "2h", parse_duration,
             "iservdesk cleanup stops a running desktop nobody has used this long (no page "
             "loaded, no traffic to or from a viewer). Files are kept. 2h outlasts a double "
-            "lesson plus a break."),
+            "lesson plus a break. " + DURATION_HELP),
     Setting("REMOVE_STOPPED_AFTER", "7d", parse_duration,
             "iservdesk cleanup removes a container that has been stopped this long; the home "
             "volume stays, so the next start gets a fresh desktop with the same files. 7d keeps "
-            "a desktop ready for next week's lesson."),
+            "a desktop ready for next week's lesson. " + DURATION_HELP),
 )
 
 BY_NAME = {setting.name: setting for setting in SCHEMA}

@@ -1,11 +1,13 @@
 """Settings: parsing, precedence, one-line errors, and the docs generated from SCHEMA."""
 
+import datetime
 import os
 import re
+import subprocess
 
 import pytest
 
-from conftest import ROOT, SECRET_KEY, write_config
+from conftest import ROOT, SECRET_KEY, iservdesk_command, write_config
 from iservdesk import config
 
 
@@ -71,6 +73,76 @@ def test_bad_port_range_is_refused(tmp_path, value):
 ])
 def test_malformed_values_name_the_variable(tmp_path, name, value):
     assert error_of(tmp_path, **{name: value}).startswith(name + ":")
+
+
+# Every duration setting, its default in seconds, and what its value is for the code that
+# reads it: a timedelta, or whole seconds for the timeouts handed to sockets and clients.
+DURATIONS = {
+    "OAUTH_TIMEOUT": (10, int),
+    "SESSION_IDLE_TIMEOUT": (4 * 3600, datetime.timedelta),
+    "SESSION_LIFETIME": (12 * 3600, datetime.timedelta),
+    "DOCKER_TIMEOUT": (10, int),
+    "DESKTOP_READY_TIMEOUT": (180, int),
+    "PROXY_TIMEOUT": (120, int),
+    "IDLE_TIMEOUT": (2 * 3600, datetime.timedelta),
+    "REMOVE_STOPPED_AFTER": (7 * 86400, datetime.timedelta),
+}
+FORMS = [("90s", 90), ("3m", 180), ("4h", 4 * 3600), ("7d", 7 * 86400), ("120", 120),
+         ("1s", 1), ("3650d", 3650 * 86400)]
+EXPECTED_FORMS = "expected 90s, 3m, 4h, 7d or plain seconds"
+
+
+def seconds_of(value):
+    return value.total_seconds() if isinstance(value, datetime.timedelta) else value
+
+
+def test_every_duration_setting_uses_the_one_duration_parser():
+    parsers = (config.parse_duration, config.parse_duration_seconds)
+    assert [s.name for s in config.SCHEMA if s.parse in parsers] == list(DURATIONS)
+
+
+@pytest.mark.parametrize("name", DURATIONS)
+def test_duration_defaults_keep_their_meaning(tmp_path, name):
+    seconds, kind = DURATIONS[name]
+    value = getattr(load(tmp_path, **{name: None}), name.lower())
+    assert (type(value), seconds_of(value)) == (kind, seconds)
+
+
+@pytest.mark.parametrize("name", DURATIONS)
+@pytest.mark.parametrize("form,seconds", FORMS)
+def test_duration_settings_accept_every_form(tmp_path, name, form, seconds):
+    value = getattr(load(tmp_path, **{name: form}), name.lower())
+    assert (type(value), seconds_of(value)) == (DURATIONS[name][1], seconds)
+
+
+@pytest.mark.parametrize("name", DURATIONS)
+@pytest.mark.parametrize("value,reason", [
+    ("1:00:00", EXPECTED_FORMS), ("30 minutes", EXPECTED_FORMS), ("4 h", EXPECTED_FORMS),
+    ("1.5h", EXPECTED_FORMS), ("4H", EXPECTED_FORMS), ("2w", EXPECTED_FORMS),
+    ("-5", EXPECTED_FORMS), ("+5", EXPECTED_FORMS), ("1_000", EXPECTED_FORMS),
+    ("h", EXPECTED_FORMS), ("0", "must be longer than zero"), ("0m", "must be longer than zero"),
+    ("3651d", "must be at most 3650d"), ("99999999999999999999d", "must be at most 3650d"),
+])
+def test_bad_durations_name_the_variable_and_the_forms(tmp_path, name, value, reason):
+    assert error_of(tmp_path, **{name: value}) == "%s: %r is not valid: %s" % (name, value, reason)
+
+
+def test_bad_duration_stops_the_portal_with_exit_2_and_one_line(tmp_path):
+    path = write_config(tmp_path / "bad.env", IDLE_TIMEOUT="1:00:00")
+    result = subprocess.run(iservdesk_command("--config", path, "serve"), cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "iservdesk: IDLE_TIMEOUT: '1:00:00' is not valid: %s\n" % EXPECTED_FORMS
+
+
+def test_help_of_every_duration_setting_names_the_forms():
+    for name in DURATIONS:
+        assert "90s, 3m, 4h, 7d or plain seconds" in config.BY_NAME[name].help, name
+
+
+def test_help_texts_speak_to_operators():
+    for setting in config.SCHEMA:
+        assert "seed" not in setting.help.lower(), setting.name
 
 
 def test_secret_values_are_never_echoed(tmp_path):
