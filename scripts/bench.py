@@ -6,7 +6,8 @@ answers over TLS): through the portal that is POST /api/container/start until th
 says running; bare is `docker run -d` until the port answers. Prints medians, the ratio
 and the difference, and writes them to bench-results/cold-start.txt. Needs the Docker
 engine and the demo image (make demo-image); starts its own identity provider and portal.
-The helpers for that are shared with scripts/bench_proxy.py, which `make bench` runs next.
+The helpers for that are shared with scripts/bench_proxy.py, which `make bench` runs next;
+what the tests use too (ports, waits, sign-in, configuration) is in scripts/devtools.py.
 """
 
 import argparse
@@ -23,13 +24,13 @@ import time
 
 import requests
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests"))
+from devtools import ROOT, Client, demo_image_tag, free_port, stop_process, wait_for, write_config
+
 sys.path.insert(0, ROOT)
 
-from conftest import DEMO_IMAGE, free_port, wait_for, write_config  # noqa: E402
-from flows import Client  # noqa: E402
-from iservdesk.desktops.manager import answers  # noqa: E402
+from iservdesk.proxy import answers  # noqa: E402
+
+DEMO_IMAGE = demo_image_tag()
 
 
 def start_processes(folder, portal_port=None, public_url=None):
@@ -69,8 +70,7 @@ def database_file(folder):
 def stop_processes(processes):
     """Stop what start_processes started and remove the containers and volumes it made."""
     for process in processes:
-        process.terminate()
-        process.wait(20)
+        stop_process(process, 20)
     subprocess.run("docker ps -aq --filter name=iservdesk-bench | xargs -r docker rm -f", shell=True,
                    stdout=subprocess.DEVNULL)
     subprocess.run("docker volume ls -q --filter name=iservdesk-bench | xargs -r docker volume rm",

@@ -56,15 +56,12 @@ import time
 
 import requests
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import (ROOT, database_file, machine_facts, raise_open_files, start_processes,  # noqa: E402
+from bench import (DEMO_IMAGE, database_file, machine_facts, raise_open_files, start_processes,
                    stop_processes, write_report)
-from conftest import DEMO_IMAGE, free_port, wait_for  # noqa: E402
-from iservdesk.desktops.manager import answers  # noqa: E402
-from browser import BrowserUnavailable, start_browser  # noqa: E402
-from flows import Client  # noqa: E402
-from test_nginx import Site  # noqa: E402  (the shipped nginx site, run as its tests run it)
-from upstream import self_signed  # noqa: E402
+# The shipped nginx site is run as its tests run it (devtools.Site).
+from devtools import (ROOT, BrowserUnavailable, Client, Site, free_port, self_signed, start_browser,
+                      stop_process, wait_for)
+from iservdesk.proxy import answers  # bench put the checkout on sys.path
 
 MB = 1e6
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -280,10 +277,11 @@ socket.onerror = () => done({received: received, error: "WebSocket error"});
 
 def browser_throughput(driver, target, total):
     """MB/s of a `total`-byte stream received by the browser's JavaScript WebSocket, from
-    the stand-in's page reached the same way (so the WebSocket is same-origin, as a
-    desktop's own client is), handshake excluded."""
+    the stand-in's entry page reached the same way (so the WebSocket is same-origin, as a
+    desktop's own client is: any other page of a desktop is sandboxed and has no session),
+    handshake excluded."""
     scheme = "https" if target.tls else "http"
-    driver.get("%s://127.0.0.1:%d%s/page" % (scheme, target.port, target.prefix))
+    driver.get("%s://127.0.0.1:%d%s/?path=stream" % (scheme, target.port, target.prefix))
     if "stand-in desktop" not in driver.page_source:
         raise ConnectionError("%s: the stand-in's page did not load in the browser" % target.label)
     result = driver.execute_async_script(BROWSER_STREAM, "%s://127.0.0.1:%d%s/stream?bytes=%d&frame=65536" % (
@@ -555,8 +553,7 @@ class StandIn:
 
     def stop(self):
         if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
+            stop_process(self.process, 10)
         if self.container:
             subprocess.run(["docker", "rm", "-f", self.container], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
@@ -618,8 +615,7 @@ http {
         self.watch = Watch(self.process.pid)
 
     def stop(self):
-        self.process.terminate()
-        self.process.wait(10)
+        stop_process(self.process, 10)
 
 
 def listening(port):

@@ -14,7 +14,7 @@ chosen by path:
   WebSocket /echo                      every data frame back, unmasked, same opcode;
                                        answers ping with pong and close with close
   GET /blob?bytes=N                    N bytes as an HTTP/1.1 body with Content-Length
-  GET /page                            a small HTML page, for a browser to run its script in
+  GET / or /page                       a small HTML page, for a browser to run its script in
 
 The handshake is accepted whatever the headers (Origin, Authorization, ...) say, with
 Sec-WebSocket-Protocol: binary echoed when the client asks for it.
@@ -165,7 +165,7 @@ def handle(raw, context):
                     echo(connection)
             elif path.endswith("/blob"):
                 blob(connection, int(query.get("bytes", "0")))
-            elif path.endswith("/page"):
+            elif path.endswith("/page") or path == "/":
                 page = b"<!DOCTYPE html><title>stand-in</title><p>stand-in desktop</p>"
                 tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: %d\r\n"
                             b"Connection: close\r\n\r\n%s" % (len(page), page))

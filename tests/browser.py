@@ -1,4 +1,6 @@
-"""Real-browser test helpers: headless Debian Chromium driven by Debian's chromedriver.
+"""Real-browser test helpers: waiting on pages, reading noVNC's state, screenshots, and
+signing in through the provider's form as a person would. The browser itself is started
+by scripts/devtools.py's start_browser() (the `chromium` fixture in conftest.py does that):
 
     driver = start_browser(ignore_certificate_errors=True)
     try:
@@ -12,172 +14,19 @@
 
 load() is driver.get() plus wait_until() that loads again when Docker's network churn
 made Chromium abort the page's requests (ERR_NETWORK_CHANGED); see its docstring.
-
-Only Debian's packages are used (`apt-get install chromium chromium-driver
-python3-selenium`, which `make deps` does); nothing is downloaded at run time. Works with
-Debian bookworm's python3-selenium 4.8.3 and trixie's 4.24.4: only APIs present in both
-are used (webdriver.Chrome(service=, options=), Service(path), ChromeOptions with
-binary_location, add_argument, add_experimental_option and set_capability; get_log is
-used only if present).
-
-Chromium is started so that it makes no connection to the outside: background services
-are switched off where a flag exists, and every host but LOCAL_HOSTS (127.0.0.1,
-localhost, ::1) fails to resolve without a DNS query being sent.
+browser_log() is used only if selenium offers get_log (bookworm's 4.8.3 and trixie's
+4.24.4 differ there).
 """
 
 import datetime
-import importlib.util
 import os
-import shutil
-import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-INSTALL_HINT = ("Install Debian's browser packages (as root): "
-                "`apt-get install chromium chromium-driver python3-selenium` "
-                "(`make deps` does this), and run the tests with /usr/bin/python3.")
-
-# The only hosts the browser can reach: tests serve on 127.0.0.1 (or localhost, ::1).
-LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
-# Every browser gets these, plus --user-data-dir, --window-size and --lang.
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",                       # we run as root
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",    # no variations, no safe-browsing list updates
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-    "--disable-dev-shm-usage",            # /dev/shm in containers is small
-    # Even with the flags above, Chromium 156 still looks up and tries update.googleapis.com,
-    # accounts.google.com, clients2.google.com (network time), the default search engine
-    # (start.duckduckgo.com) and more (seen in --log-net-log). These quieten some of them,
-    # and the resolver rule makes every other host fail at once with ERR_NAME_NOT_RESOLVED,
-    # without a DNS query (the rule applies to IP literals too, hence the exclusions).
-    "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,"
-    "AutofillServerCommunication,MediaRouter",
-    "--host-resolver-rules=MAP * ~NOTFOUND , " + " , ".join("EXCLUDE " + host for host in LOCAL_HOSTS),
-    "--no-proxy-server",                  # never hand a request to a proxy from the environment
-)
-PAGE_LOAD_TIMEOUT = 30  # seconds: driver.get() fails after this
-SCRIPT_TIMEOUT = 30     # seconds: execute_async_script() fails after this
+from devtools import PASSWORDS, ROOT
+from flows import wait_status
 
 # One folder per test run: the timestamp is taken once, when pytest imports this module.
 _RUN_STAMP = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-
-
-class BrowserUnavailable(RuntimeError):
-    """Chromium, chromedriver or selenium is missing or does not start."""
-
-
-def check_installed():
-    """Raise BrowserUnavailable (with the install command) unless Chromium, chromedriver
-    and selenium are there."""
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    if importlib.util.find_spec("selenium") is None:
-        missing.append("the Python module selenium (python3-selenium)")
-    if missing:
-        raise BrowserUnavailable("Cannot start a browser: missing %s. %s"
-                                 % (", ".join(missing), INSTALL_HINT))
-
-
-def start_browser(language="de", window=(1280, 800), ignore_certificate_errors=False,
-                  arguments=()):
-    """A new headless Chromium (selenium WebDriver) with an empty temporary profile.
-
-    `language` goes to --lang and to the intl.accept_languages pref (Accept-Language and
-    navigator.languages). `window` is the size of the page's viewport in CSS pixels
-    (window.innerWidth/innerHeight): headless=new keeps room for a browser UI it does not
-    draw (1280x800 gives a 1280x657 viewport), so the window is grown to make up for it.
-    With `ignore_certificate_errors` self-signed HTTPS and WSS are accepted (the
-    desktops' per-start certificates). `arguments` are more Chromium flags. The browser
-    console is recorded, so browser_log(driver) works. driver.quit() also removes the
-    temporary profile. Raises BrowserUnavailable with the install command when a piece
-    is missing or Chromium does not start.
-    """
-    check_installed()
-    from selenium import webdriver
-    from selenium.common.exceptions import WebDriverException
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="iservdesk-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument("--user-data-dir=" + profile)
-    options.add_argument("--window-size=%d,%d" % tuple(window))
-    options.add_argument("--lang=" + language)
-    options.add_experimental_option("prefs", {"intl.accept_languages": language})
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    if ignore_certificate_errors:
-        # The flag covers every request of the browser (WebSockets too); the capability
-        # tells chromedriver not to stop navigations at the interstitial.
-        options.add_argument("--ignore-certificate-errors")
-        options.set_capability("acceptInsecureCerts", True)
-    for flag in arguments:
-        options.add_argument(flag)
-
-    try:
-        driver = _chrome_class()(service=Service(CHROMEDRIVER), options=options)
-    except WebDriverException as error:
-        shutil.rmtree(profile, ignore_errors=True)
-        raise BrowserUnavailable("Chromium did not start through chromedriver: %s\n%s"
-                                 % (error.msg or error, INSTALL_HINT)) from error
-    except BaseException:
-        shutil.rmtree(profile, ignore_errors=True)
-        raise
-    driver.profile_dir = profile
-    try:
-        driver.set_page_load_timeout(PAGE_LOAD_TIMEOUT)
-        driver.set_script_timeout(SCRIPT_TIMEOUT)
-        driver.implicitly_wait(0)  # waits are explicit: wait_until()
-        driver.get("about:blank")
-        _fit_viewport(driver, *window)
-    except BaseException:
-        driver.quit()
-        raise
-    return driver
-
-
-def _fit_viewport(driver, width, height):
-    for _ in range(3):
-        inner_width, inner_height, outer_width, outer_height = driver.execute_script(
-            "return [innerWidth, innerHeight, outerWidth, outerHeight];")
-        if (inner_width, inner_height) == (width, height):
-            return
-        driver.set_window_size(width + outer_width - inner_width,
-                               height + outer_height - inner_height)
-    raise BrowserUnavailable("Chromium's viewport is %dx%d, not the %dx%d asked for"
-                             % (inner_width, inner_height, width, height))
-
-
-_CHROME_CLASS = None
-
-
-def _chrome_class():
-    """webdriver.Chrome whose quit() also removes the temporary profile."""
-    global _CHROME_CLASS
-    if _CHROME_CLASS is None:
-        from selenium import webdriver
-
-        class Chrome(webdriver.Chrome):
-            profile_dir = None
-
-            def quit(self):
-                try:
-                    super().quit()
-                finally:
-                    if self.profile_dir:
-                        shutil.rmtree(self.profile_dir, ignore_errors=True)
-                        self.profile_dir = None
-
-        _CHROME_CLASS = Chrome
-    return _CHROME_CLASS
 
 
 def screenshot_dir():
@@ -425,3 +274,51 @@ def canvas_not_blank(state):
     return (canvas["width"] >= MIN_CANVAS_SIDE and canvas["height"] >= MIN_CANVAS_SIDE
             and canvas["distinct_colours"] >= MIN_DISTINCT_COLOURS
             and canvas["non_black"] >= MIN_NON_BLACK_FRACTION * canvas["sampled"])
+
+
+# -- signed in through the browser --
+
+def browser_sign_in(driver, portal_url, username):
+    """Sign in through the provider's form, as a person would."""
+    from selenium.webdriver.common.by import By
+    driver.get(portal_url + "/login")
+    wait_until(driver, lambda d: d.find_elements(By.ID, "username"), 20, "the login form")
+    driver.find_element(By.ID, "username").send_keys(username)
+    driver.find_element(By.ID, "password").send_keys(PASSWORDS[username])
+    driver.find_element(By.CSS_SELECTOR, 'button[value="login"]').click()
+    wait_until(driver, lambda d: d.current_url.startswith(portal_url + "/")
+               and "/login" not in d.current_url, 20, "the way back to the portal")
+
+
+class BrowserClient:
+    """API calls made with the browser's own session (cookie + CSRF token), via requests."""
+
+    def __init__(self, driver, portal_url):
+        import requests
+        self.url = portal_url
+        self.session = requests.Session()
+        self.session.cookies.set("iservdesk_session", driver.get_cookie("iservdesk_session")["value"])
+        session = self.session.get(portal_url + "/session", timeout=30).json()
+        self.csrf, self.username = session["csrf_token"], session["username"]
+
+    def get(self, path, **kwargs):
+        return self.session.get(self.url + path, timeout=30, **kwargs)
+
+    def post(self, path, **kwargs):
+        return self.session.post(self.url + path, headers={"X-CSRF-Token": self.csrf}, timeout=30, **kwargs)
+
+
+def running_in_browser(driver, portal_url, username, slug):
+    """Sign `username` in in `driver`, start their `slug` desktop with the browser's session
+    and wait until it runs; returns that session's BrowserClient."""
+    browser_sign_in(driver, portal_url, username)
+    api = BrowserClient(driver, portal_url)
+    api.post("/api/container/start", params={"desktop_type": slug})
+    wait_status(api, slug, "running")
+    return api
+
+
+def connected_and_drawn(driver):
+    """novnc_state() once noVNC is connected and its canvas shows a picture, else None."""
+    state = novnc_state(driver)
+    return state if state["connected"] and canvas_not_blank(state) else None

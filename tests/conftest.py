@@ -7,69 +7,28 @@ of its containers and of its portal.
 """
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# scripts/devtools.py: the helpers tests share with the benchmarks.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
+import devtools  # noqa: E402
+from devtools import DOCKER_URL, ROOT, free_port, stop_process, wait_for  # noqa: E402
+
 sys.path.insert(0, ROOT)
 
 from iservdesk import db as dbmodule  # noqa: E402
 
-DOCKER_URL = os.environ.get("ISERVDESK_TEST_DOCKER_URL", "unix:///var/run/docker.sock")
-# The demo image's tag names its recipe (scripts/build-demo-desktop), so a changed recipe
-# means a new image, never a stale one.
-DEMO_IMAGE = os.environ.get("ISERVDESK_TEST_IMAGE") or subprocess.run(
-    [os.path.join(ROOT, "scripts", "build-demo-desktop"), "--print-tag"], check=True,
-    capture_output=True, text=True).stdout.strip()
 RUN_ID = uuid.uuid4().hex[:8]
 TEST_LABEL = "de.iservdesk.test-run"
 NAME_PREFIX = "iservdesk-test-"
 # Portals started by tests name their containers and volumes with this prefix.
 CONTAINER_PREFIX = NAME_PREFIX + RUN_ID
-
-CATALOG = """
-[desktop.demo]
-name.de = "Demo-Desktop"
-name.en = "Demo desktop"
-description.de = "Ein X-Desktop mit Terminal."
-description.en = "An X desktop with a terminal."
-icon = "desktop"
-image = "{image}"
-shm_size = "512m"
-memory = "1g"
-cpus = 1
-pids = 512
-
-[desktop.tiny]
-name.de = "Klein"
-name.en = "Tiny"
-image = "{image}"
-memory = "256m"
-pids = 128
-[desktop.tiny.environment]
-DEMO_MODE = "tiny"
-
-[desktop.strict]
-name.de = "Streng"
-name.en = "Strict"
-image = "{image}"
-[desktop.strict.environment]
-DEMO_MODE = "strict"
-
-[desktop.teachers-only]
-name.de = "Nur Lehrkräfte"
-name.en = "Teachers only"
-image = "{image}"
-allowed = ["Teachers"]
-[desktop.teachers-only.environment]
-DEMO_MODE = "tiny"
-"""
-SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
+SECRET_KEY = devtools.SECRET_KEY
+DEMO_IMAGE = devtools.demo_image_tag()
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -83,31 +42,6 @@ def pytest_runtest_makereport(item, call):
 def failed(request):
     report = getattr(request.node, "report_call", None)
     return report is None or report.failed
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout, what, interval=0.05):
-    """Poll `predicate` until it returns a truthy value or `timeout` seconds pass."""
-    deadline = time.monotonic() + timeout
-    last_error = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except AssertionError:
-            raise  # the predicate knows it will never succeed
-        except Exception as error:  # the thing is not up yet; remember why
-            last_error = error
-        time.sleep(interval)
-    raise AssertionError("timed out after %ss waiting for %s (last error: %r)"
-                         % (timeout, what, last_error))
 
 
 @pytest.fixture(scope="session")
@@ -185,32 +119,10 @@ def database(tmp_path):
 
 
 def write_config(path, **overrides):
-    """Write an env file with a complete development configuration plus `overrides`,
-    and beside it a desktop catalog of the demo image (types demo, tiny, teachers-only)."""
-    folder = os.path.dirname(str(path))
-    catalog = os.path.join(folder, "desktops.toml")
-    if not os.path.exists(catalog):
-        with open(catalog, "w") as stream:
-            stream.write(CATALOG.format(image=DEMO_IMAGE))
-    settings = {
-        "DESKTOPS_FILE": catalog,
-        "CONTAINER_PREFIX": CONTAINER_PREFIX,
-        "DESKTOP_READY_TIMEOUT": "60",
-        "PUBLIC_URL": "http://127.0.0.1:8080",
-        "SECRET_KEY": SECRET_KEY,
-        "DATABASE_URI": "sqlite:///" + os.path.join(os.path.dirname(str(path)), "iservdesk.db"),
-        "OAUTH_CLIENT_ID": "iservdesk-test",
-        "OAUTH_CLIENT_SECRET": "test-client-secret",
-        "OAUTH_ISSUER": "http://127.0.0.1:9/iserv",  # nothing listens: tests that sign in set it
-        "DOCKER_URL": DOCKER_URL,
-        "LOG_LEVEL": "INFO",
-    }
-    settings.update(overrides)
-    with open(str(path), "w") as stream:
-        for name, value in settings.items():
-            if value is not None:
-                stream.write("%s=%s\n" % (name, value))
-    return str(path)
+    """devtools.write_config() with this run's CONTAINER_PREFIX unless `overrides` name one:
+    an env file with a complete development configuration plus `overrides`, and beside it a
+    desktop catalog of the demo image (types demo, tiny, strict, teachers-only)."""
+    return devtools.write_config(path, **{"CONTAINER_PREFIX": CONTAINER_PREFIX, **overrides})
 
 
 @pytest.fixture
@@ -248,13 +160,8 @@ class Portal:
                  "the restarted portal")
 
     def stop(self, timeout=20):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        """SIGTERM, then SIGKILL after `timeout` seconds; returns the exit status."""
+        stop_process(self.process, timeout)
         return self.process.returncode
 
 
@@ -313,6 +220,12 @@ def remove_desktops(prefix, dump_logs):
         client.close()
 
 
+def container_of(docker_client, portal, name):
+    """The container of `portal`'s desktop `name` (e.g. anna.schmidt-tiny), or None."""
+    found = docker_client.containers.list(all=True, filters={"name": "^/%s-%s$" % (portal.prefix, name)})
+    return found[0] if found else None
+
+
 def remove_networks(client, prefix):
     """Remove the Docker networks whose names start with `prefix` (the desktops' networks
     that portals of this run made); one still in use stays."""
@@ -344,14 +257,8 @@ class IdentityProvider:
             return stream.read()
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                raise AssertionError("dev-idp did not stop within 20 s of SIGTERM:\n" + self.log())
+        if not stop_process(self.process, 20):
+            raise AssertionError("dev-idp did not stop within 20 s of SIGTERM:\n" + self.log())
 
 
 @pytest.fixture
@@ -412,6 +319,12 @@ def registry(docker_client, demo_image, request):
 CLIENT_ID, CLIENT_SECRET = "iservdesk-test", "test-client-secret"
 
 
+def issuer_setting(provider, form):
+    """OAUTH_ISSUER for a provider, in one of the forms schools write it."""
+    return {"issuer": provider.issuer, "host": provider.base,
+            "discovery-url": provider.issuer + "/.well-known/openid-configuration"}[form]
+
+
 @pytest.fixture
 def signed_in_portal(portal, idp):
     """Factory: a portal wired to a fresh development identity provider -> (portal, idp)."""
@@ -421,11 +334,7 @@ def signed_in_portal(portal, idp):
         provider = idp(clients=[(CLIENT_ID, CLIENT_SECRET, method, "http://127.0.0.1:%d/authorize" % port)],
                        prefixed_scopes=prefixed_scopes, issuer_path=issuer_path, misbehave=misbehave,
                        **({"users": users} if users else {}))
-        settings.setdefault("OAUTH_ISSUER", {
-            "issuer": provider.issuer,
-            "host": provider.base,
-            "discovery-url": provider.issuer + "/.well-known/openid-configuration",
-        }[issuer_form])
+        settings.setdefault("OAUTH_ISSUER", issuer_setting(provider, issuer_form))
         instance = portal(LISTEN="127.0.0.1:%d" % port, PUBLIC_URL="http://127.0.0.1:%d" % port,
                           OAUTH_CLIENT_ID=CLIENT_ID, OAUTH_CLIENT_SECRET=CLIENT_SECRET, **settings)
         return instance, provider
@@ -457,8 +366,8 @@ def chromium(request):
 
     def start(language="de", **options):
         try:
-            driver = browser.start_browser(language=language, **options)
-        except browser.BrowserUnavailable as error:
+            driver = devtools.start_browser(language=language, **options)
+        except devtools.BrowserUnavailable as error:
             pytest.fail(str(error), pytrace=False)
         drivers.append(driver)
         return driver

@@ -20,7 +20,6 @@ test needs real layer downloads.
 import io
 import os
 import shutil
-import socket
 import subprocess
 import tarfile
 import tempfile
@@ -28,6 +27,8 @@ import time
 import uuid
 
 import requests
+
+from devtools import free_port, stop_process
 
 BINARY = "/usr/bin/docker-registry"
 INSTALL_HINT = "apt-get install docker-registry (as root; `make deps` does it)"
@@ -57,12 +58,6 @@ health:
 
 class RegistryError(RuntimeError):
     """The registry could not be started, or a push to it failed."""
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def split_reference(image):
@@ -203,13 +198,8 @@ class LocalRegistry:
                             raise
 
     def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, 10)
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self):

@@ -9,52 +9,9 @@ import pytest
 from selenium.webdriver.common.by import By
 
 import browser
-from flows import PASSWORDS
-from test_desktops import container_of, wait_status
-
-
-def browser_sign_in(driver, portal_url, username):
-    """Sign in through the provider's form, as a person would."""
-    driver.get(portal_url + "/login")
-    browser.wait_until(driver, lambda d: d.find_elements(By.ID, "username"), 20, "the login form")
-    driver.find_element(By.ID, "username").send_keys(username)
-    driver.find_element(By.ID, "password").send_keys(PASSWORDS[username])
-    driver.find_element(By.CSS_SELECTOR, 'button[value="login"]').click()
-    browser.wait_until(driver, lambda d: d.current_url.startswith(portal_url + "/")
-                       and "/login" not in d.current_url, 20, "the way back to the portal")
-
-
-class BrowserClient:
-    """API calls made with the browser's own session (cookie + CSRF token), via requests."""
-
-    def __init__(self, driver, portal_url):
-        import requests
-        self.url = portal_url
-        self.session = requests.Session()
-        self.session.cookies.set("iservdesk_session", driver.get_cookie("iservdesk_session")["value"])
-        session = self.session.get(portal_url + "/session", timeout=30).json()
-        self.csrf, self.username = session["csrf_token"], session["username"]
-
-    def get(self, path, **kwargs):
-        return self.session.get(self.url + path, timeout=30, **kwargs)
-
-    def post(self, path, **kwargs):
-        return self.session.post(self.url + path, headers={"X-CSRF-Token": self.csrf}, timeout=30, **kwargs)
-
-
-def running_in_browser(driver, portal_url, username, slug):
-    """Sign `username` in in `driver`, start their `slug` desktop with the browser's session
-    and wait until it runs; returns that session's BrowserClient."""
-    browser_sign_in(driver, portal_url, username)
-    api = BrowserClient(driver, portal_url)
-    api.post("/api/container/start", params={"desktop_type": slug})
-    wait_status(api, slug, "running")
-    return api
-
-
-def connected_and_drawn(driver):
-    state = browser.novnc_state(driver)
-    return state if state["connected"] and browser.canvas_not_blank(state) else None
+from browser import connected_and_drawn, running_in_browser
+from conftest import container_of
+from flows import wait_status
 
 
 @pytest.mark.parametrize("slug", ["demo", "strict"])

@@ -1,6 +1,7 @@
-"""The real-browser harness (tests/browser.py) against the real demo desktop, without the
-portal: headless Chromium opens the desktop's noVNC client, which connects and shows the
-X desktop. If this fails, the portal's browser tests cannot be trusted either."""
+"""The real-browser harness (scripts/devtools.py starts Chromium, tests/browser.py waits
+and reads the page) against the real demo desktop, without the portal: headless Chromium
+opens the desktop's noVNC client, which connects and shows the X desktop. If this fails,
+the portal's browser tests cannot be trusted either."""
 
 import base64
 import secrets

@@ -11,9 +11,9 @@ import tarfile
 from selenium.webdriver.common.by import By
 
 import browser
+from browser import browser_sign_in, connected_and_drawn
 from flows import Client, wait_status
 from proxying import point_at, row_of
-from test_browser_desktop import browser_sign_in, connected_and_drawn
 from upstream import Upstream
 
 PROBES = ("fetch_session", "fetch_admin", "xhr_session", "frame_404", "frame_status", "frame_other",

@@ -13,8 +13,8 @@ import sys
 import pytest
 
 from conftest import CLIENT_ID, CLIENT_SECRET, DEMO_IMAGE, ROOT, iservdesk_command, write_config
+from devtools import SITE, Site
 from iservdesk import check, config as configmodule, db
-from test_nginx import SITE, Site
 
 CHECKS = ["configuration", "database", "Docker engine", "catalog", "image", "HOST_PORT_RANGE",
           "identity provider", "redirect URI", "PUBLIC_URL", "VNC_PASSWORD", "nginx"]

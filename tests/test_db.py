@@ -9,7 +9,7 @@ import peewee
 import pytest
 
 from conftest import ROOT
-from iservdesk import db
+from iservdesk import db, errors
 
 WRITERS = 4
 WRITES_EACH = 150
@@ -92,6 +92,29 @@ def test_one_desktop_per_user_and_type(database):
     db.Desktop.create(user=user, desktop_type="ubuntu-desktop", name="anna-ubuntu-desktop")
     with pytest.raises(peewee.IntegrityError):
         db.Desktop.create(user=user, desktop_type="ubuntu-desktop", name="anna-ubuntu-desktop-2")
+
+
+def test_a_file_that_is_no_database_is_a_503_naming_the_setting(tmp_path):
+    path = str(tmp_path / "garbage.db")
+    with open(path, "w") as stream:
+        stream.write("not sqlite " * 1000)
+    with pytest.raises(db.DatabaseError) as refused:
+        db.open_database(path)
+    assert refused.value.status == 503
+    assert refused.value.reason == "file is not a database"
+    assert str(refused.value) == "DATABASE_URI: %s: file is not a database" % path
+    assert path not in refused.value.public_message
+
+
+def test_a_write_that_breaks_a_constraint_is_a_conflict(database):
+    user = db.User.create(uuid="u-1", username="anna")
+    db.Desktop.create(user=user, desktop_type="tiny", name="anna-tiny")
+    with pytest.raises(errors.Conflict) as refused:
+        with db.write(database):
+            db.Desktop.create(user=user, desktop_type="demo", name="anna-tiny")
+    assert refused.value.status == 409
+    assert "UNIQUE constraint failed: desktops.name" in str(refused.value)
+    assert db.Desktop.select().count() == 1
 
 
 def _write_many(path, worker, barrier):

@@ -4,9 +4,8 @@ import re
 
 import requests
 
-from flows import Client
-from test_desktops import wait_status
-from test_proxy import open_ws
+from flows import Client, wait_status
+from proxying import open_ws
 
 
 def sample(text, name, labels=""):

@@ -1,15 +1,11 @@
-"""The shipped nginx site (nginx/iservdesk.conf), rendered for a test and run by real nginx.
-
-Rendering changes only what an admin edits (server name, certificate paths, the portal's
-address) plus what a test must (free ports on 127.0.0.1 instead of 80/443, the ACME
-webroot); each substitution must hit, so the shipped file cannot drift from this test.
-nginx runs as root with a temporary prefix; a self-signed certificate for 127.0.0.1.
+"""The shipped nginx site (nginx/iservdesk.conf), rendered for a test and run by real nginx
+(scripts/devtools.py's Site: each substitution must hit, so the shipped file cannot drift
+from these tests); a self-signed certificate for 127.0.0.1.
 """
 
 import os
 import re
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -21,108 +17,20 @@ import requests
 import websocket
 
 from conftest import CLIENT_ID, CLIENT_SECRET, ROOT, failed, free_port, wait_for
+from devtools import SITE, NginxUnavailable, Site, nginx_binary
 from flows import Client
 
-SITE = os.path.join(ROOT, "nginx", "iservdesk.conf")
-NGINX = "/usr/sbin/nginx"
+
+@pytest.fixture
+def nginx():
+    """The nginx binary; a test that runs nginx fails at once, saying what is missing."""
+    try:
+        return nginx_binary()
+    except NginxUnavailable as error:
+        pytest.fail(str(error), pytrace=False)
 
 
-def nginx_binary():
-    if not os.path.exists(NGINX) or shutil.which("openssl") is None:
-        pytest.fail("nginx and openssl are needed: `make deps` (apt-get install nginx openssl).",
-                    pytrace=False)
-    if os.geteuid() != 0:
-        pytest.fail("nginx tests run nginx as root (as `make test` does): run them as root.", pytrace=False)
-    return NGINX
-
-
-def self_signed(folder):
-    """(certificate, key) paths of a new self-signed certificate for 127.0.0.1."""
-    cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
-    return cert, key
-
-
-class Site:
-    """nginx/iservdesk.conf rendered into `folder`, with a main nginx.conf that includes it."""
-
-    def __init__(self, folder, upstream="127.0.0.1:8080", http_port=None, https_port=None, text=None,
-                 host="desk.school.example",
-                 certificate=("/etc/letsencrypt/live/desk.school.example/fullchain.pem",
-                              "/etc/letsencrypt/live/desk.school.example/privkey.pem")):
-        self.folder = folder
-        self.http_port = http_port or free_port()
-        self.https_port = https_port or free_port()
-        self.cert, self.key = self_signed(folder)
-        self.webroot = os.path.join(folder, "webroot")
-        os.makedirs(os.path.join(self.webroot, ".well-known", "acme-challenge"))
-        with open(SITE) as stream:
-            text = text if text is not None else stream.read()
-        for old, new, count in (
-                (certificate[0], self.cert, 1),
-                (certificate[1], self.key, 1),
-                ("server_name %s;" % host, "server_name 127.0.0.1;", 2),
-                ("server 127.0.0.1:8080;", "server %s;" % upstream, 1),
-                ("root /var/www/letsencrypt;", "root %s;" % self.webroot, 1),
-                ("    listen 80;\n", "    listen 127.0.0.1:%d;\n" % self.http_port, 1),
-                ("    listen 443 ssl http2;\n", "    listen 127.0.0.1:%d ssl http2;\n" % self.https_port, 1),
-                ("    listen [::]:80;\n", "", 1),  # the test machine may have no IPv6
-                ("    listen [::]:443 ssl http2;\n", "", 1)):
-            assert text.count(old) == count, \
-                "nginx/iservdesk.conf no longer contains %r %d times" % (old, count)
-            text = text.replace(old, new)
-        self.site = os.path.join(folder, "site.conf")
-        with open(self.site, "w") as stream:
-            stream.write(text)
-        self.conf = os.path.join(folder, "nginx.conf")
-        self.error_log = os.path.join(folder, "error.log")
-        with open(self.conf, "w") as stream:
-            stream.write("user root;\npid %s/nginx.pid;\nerror_log %s info;\nevents {}\n"
-                         "http {\n    access_log %s/access.log;\n    include /etc/nginx/mime.types;\n"
-                         "    include %s;\n}\n" % (folder, self.error_log, folder, self.site))
-        self.process = None
-
-    @property
-    def url(self):
-        return "https://127.0.0.1:%d" % self.https_port
-
-    def command(self, *args):
-        return [nginx_binary(), "-p", self.folder, "-c", self.conf, "-e", self.error_log] + list(args)
-
-    def test(self):
-        return subprocess.run(self.command("-t"), capture_output=True, text=True, timeout=60)
-
-    def start(self):
-        self.process = subprocess.Popen(self.command("-g", "daemon off;"), stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-
-        def listening():
-            if self.process.poll() is not None:
-                raise AssertionError("nginx exited with %s:\n%s" % (self.process.returncode, self.log()))
-            with socket.create_connection(("127.0.0.1", self.https_port), timeout=1):
-                return True
-        wait_for(listening, 30, "nginx on port %d" % self.https_port)
-
-    def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)  # graceful: finish requests, then exit
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def log(self):
-        try:
-            with open(self.error_log, errors="replace") as stream:
-                return stream.read()
-        except FileNotFoundError:
-            return "(no error log)"
-
-
-def test_rendered_site_passes_nginx_t(tmp_path):
+def test_rendered_site_passes_nginx_t(nginx, tmp_path):
     site = Site(str(tmp_path))
     result = site.test()
     assert result.returncode == 0, result.stderr
@@ -139,7 +47,7 @@ def ssl_setup_commands(section):
     return re.findall(r"```sh\n(.*?)```", part, re.S)
 
 
-def test_ssl_setups_trial_certificate_steps_give_a_valid_site_without_hsts(tmp_path):
+def test_ssl_setups_trial_certificate_steps_give_a_valid_site_without_hsts(nginx, tmp_path):
     # SSL_SETUP.md's own commands, run on a copy of the site: the host name, then section 3's
     # sed (certificate paths, HSTS commented out). Only the certificate's location differs.
     site_copy = str(tmp_path / "iservdesk.conf")
@@ -176,7 +84,7 @@ def test_ssl_setup_uses_the_sites_paths():
     assert "certbot certonly --webroot -w /var/www/letsencrypt" in guide
 
 
-def test_a_broken_site_fails_nginx_t(tmp_path):
+def test_a_broken_site_fails_nginx_t(nginx, tmp_path):
     # The check above can fail: a typo in the site makes nginx -t say so.
     with open(SITE) as stream:
         text = stream.read().replace("proxy_buffering off;", "proxy_buffering maybe;", 1)
@@ -186,7 +94,7 @@ def test_a_broken_site_fails_nginx_t(tmp_path):
 
 
 @pytest.fixture
-def behind_nginx(portal, idp, docker_client, demo_image, tmp_path, request):
+def behind_nginx(portal, idp, docker_client, demo_image, nginx, tmp_path, request):
     """A portal whose PUBLIC_URL is nginx's https address, nginx in front, and a browser
     session (trusting the test certificate) signed in as anna.schmidt -> (site, browser, csrf)."""
     https_port, listen = free_port(), "127.0.0.1:%d" % free_port()

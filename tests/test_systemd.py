@@ -13,11 +13,10 @@ import pytest
 import requests
 import websocket
 
-from conftest import (CLIENT_ID, CLIENT_SECRET, ROOT, failed, free_port, remove_desktops, wait_for,
-                      write_config)
-from flows import Client
+from conftest import (CLIENT_ID, CLIENT_SECRET, ROOT, failed, free_port, remove_desktops, stop_process,
+                      wait_for, write_config)
+from flows import Client, wait_status
 from iservdesk import cli, config as configmodule
-from test_desktops import wait_status
 
 UNITS = os.path.join(ROOT, "systemd")
 SERVICES = ("iservdesk.service", "iservdesk-cleanup.service")
@@ -187,8 +186,7 @@ def test_portal_works_without_new_privileges_and_writable_executable_memory(idp,
         assert ws.recv().startswith(b"RFB 003.008")
         ws.close()
     finally:
-        process.terminate()
-        process.wait(20)
+        stop_process(process, 20)
         remove_desktops(prefix, dump_logs=failed(request))
         if failed(request):
             with open(log_path, errors="replace") as stream:

@@ -32,10 +32,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 import browser
+from browser import browser_sign_in
 from conftest import ROOT, wait_for
 from flows import Client, wait_status
 from proxying import point_at, row_of
-from test_browser_desktop import browser_sign_in
 from upstream import self_signed
 
 from iservdesk import db

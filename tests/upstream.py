@@ -3,20 +3,12 @@ receives, answers whatever a test tells it to. Tests point a desktop row's host_
 to check what the proxy lets through in each direction."""
 
 import datetime
-import os
 import socket
 import ssl
-import subprocess
 import tempfile
 import threading
 
-
-def self_signed(folder):
-    cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                    "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=upstream"],
-                   check=True, capture_output=True)
-    return cert, key
+from devtools import self_signed
 
 
 def _dechunk(data):
