@@ -7,7 +7,6 @@ be loaded (every later check needs it).
 """
 
 import dataclasses
-import logging
 import os
 import pwd
 import re
@@ -17,7 +16,7 @@ import sys
 import urllib.parse
 
 from . import config as configmodule, db
-from .desktops.manager import bindable
+from .desktops.ports import bindable
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 SERVICE_USER = "iservdesk"
@@ -73,11 +72,11 @@ def load(path, environ=None):
 def run_checks(config, nginx=("nginx",)):
     """Yield a Result per check of a loaded configuration, slowest (network) last."""
     from .desktops import catalog as catalogmodule
-    from .desktops.docker import DockerSpawner
+    from .desktops.docker import DockerEngine
     from .errors import DesktopError
 
     yield check_database(config)
-    spawner = DockerSpawner(config.docker_url, timeout=config.docker_timeout)
+    spawner = DockerEngine(config.docker_url, timeout=config.docker_timeout)
     try:
         version = spawner.ping()
         yield Result(OK, "Docker engine", "version %s at %s" % (version, config.docker_url))
@@ -135,9 +134,7 @@ def check_database(config):
         finally:
             database.close()
     except db.DatabaseError as error:
-        return Result(FAIL, "database", "%s: %s" % (path, error))
-    except db.peewee.OperationalError as error:
-        return Result(FAIL, "database", "%s: %s" % (path, error))
+        return Result(FAIL, "database", "%s: %s" % (path, error.reason))
     owner = _owner_problem(path)
     if owner:
         return Result(WARN, "database", owner)
@@ -185,34 +182,15 @@ def check_ports(config, spawner):
     return Result(OK, "HOST_PORT_RANGE", described)
 
 
-class _Remember(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
 def check_identity_provider(config):
     from . import oidc
-    # oidc.py logs the reason of a failed discovery; the line should carry it.
-    remember = _Remember()
-    logger = logging.getLogger(oidc.__name__)
-    logger.addHandler(remember)
-    level, logger.level = logger.level, logging.WARNING
-    propagate, logger.propagate = logger.propagate, False
-    try:
-        metadata = oidc.Provider(config).metadata()
-    except oidc.LoginError:
-        reason = remember.messages[0] if remember.messages else "no answer"
+    probe = oidc.Provider(config).probe()
+    if not probe.ok:
+        issuer = config.oauth_issuer
         return Result(FAIL, "identity provider", "no discovery document for OAUTH_ISSUER %s (%s). Check "
                       "the address, and that this server reaches IServ: `curl %s/.well-known/"
-                      "openid-configuration`." % (config.oauth_issuer, reason, config.oauth_issuer))
-    finally:
-        logger.removeHandler(remember)
-        logger.level, logger.propagate = level, propagate
-    return Result(OK, "identity provider", "discovery answers; issuer %s" % metadata["issuer"])
+                      "openid-configuration`." % (issuer, probe.problem.detail, issuer))
+    return Result(OK, "identity provider", "discovery answers; issuer %s" % probe.issuer)
 
 
 def check_redirect_uri(config):

@@ -6,10 +6,13 @@ this installation does not know (once they have stayed unknown for STRAY_GRACE),
 desktops unused for IDLE_TIMEOUT and removes containers stopped for REMOVE_STOPPED_AFTER.
 Home volumes are never deleted.
 
-This module picks the candidates, keeps the stray containers' bookkeeping and reports.
-The manager (Desktops.reconcile_from_outside, stop_if_idle, remove_if_stopped) acts on
-single desktops, and knows how to stay out of the way of the portal's start jobs, which
-run in the portal's process. `now` is passed in, so tests choose the time.
+This module is "what cleanup removes": it picks the candidates, acts on them, keeps the
+stray containers' bookkeeping and reports. It runs in a process of its own, beside the
+portal, whose start jobs it sees only as rows in a BUSY status: each action reads its row
+and asks the engine again just before it acts, and writes with the reconciler's
+compare-and-set (desktops/reconcile.py), so whatever the portal did in the meantime wins.
+Like the portal's stop and remove, the engine goes first and the row follows at once.
+`now` is passed in, so tests choose the time.
 """
 
 import contextlib
@@ -21,7 +24,8 @@ import os
 import time
 
 from . import db, sessions
-from .desktops.manager import HALTED, human_duration, last_used_at
+from .desktops import HALTED, Status, reconcile
+from .desktops.lifecycle import last_used_at
 from .errors import DesktopError
 
 log = logging.getLogger(__name__)
@@ -78,15 +82,16 @@ def run(config, desktops, database, now, dry_run=False):
         with taking_turns(os.path.dirname(config.database_uri) or "."), database.connection_context():
             report.sessions, report.logins = expire_sign_ins(config, database, now, dry_run)
             try:
-                report.repairs, strays = desktops.reconcile_from_outside(now, dry_run)
+                report.repairs, strays = reconcile.run(desktops.engine, desktops.labels, desktops.catalog,
+                                                       database, now, desktops.publish, dry_run=dry_run)
                 remove_strays(desktops, database, strays, now, dry_run, report)
-                for row in db.Desktop.select().where(db.Desktop.status == "running"):
+                for row in db.Desktop.select().where(db.Desktop.status == Status.RUNNING):
                     if now - last_used_at(row) >= config.idle_timeout and \
-                            desktops.stop_if_idle(row, now, config.idle_timeout, dry_run):
+                            stop_if_idle(desktops, row, now, config.idle_timeout, dry_run):
                         report.stopped.append(row.name)
-                for row in db.Desktop.select().where(db.Desktop.status.in_(HALTED)
+                for row in db.Desktop.select().where(db.Desktop.status.in_(list(HALTED))
                                                      & db.Desktop.container_id.is_null(False)):
-                    if desktops.remove_if_stopped(row, now, config.remove_stopped_after, dry_run):
+                    if remove_if_stopped(desktops, row, now, config.remove_stopped_after, dry_run):
                         report.removed.append(row.name)
             except DesktopError as error:
                 report.error = str(error)  # the caller says it once, with the exit status
@@ -156,7 +161,7 @@ def remove_strays(desktops, database, strays, now, dry_run, report):
             report.strays_waiting.append(info.name)
         else:
             if not dry_run:
-                desktops.spawner.remove(info.id)
+                desktops.engine.remove(info.id)
                 with db.write(database):
                     db.KeyValue.delete().where(db.KeyValue.name == STRAY_MARK + info.id).execute()
                     db.record("container.remove", actor="cleanup", target=info.name, reason="stray",
@@ -172,6 +177,88 @@ def remove_strays(desktops, database, strays, now, dry_run, report):
     if settled and not dry_run:
         with db.write(database):
             db.KeyValue.delete().where(db.KeyValue.name.in_(settled)).execute()
+
+
+def stop_if_idle(desktops, row, now, idle_timeout, dry_run=False):
+    """Stop the desktop if, at `now`, it still runs and has been unused for `idle_timeout`.
+
+    The proxy writes last_access_at on every request and every minute in which bytes cross
+    a viewer's WebSocket, so a desktop someone works with is never idle. Returns True when
+    it was stopped (dry_run: would be). The container and its files stay.
+    """
+    fresh = db.Desktop.select(db.Desktop, db.User).join(db.User).where(db.Desktop.id == row.id).first()
+    if fresh is None or fresh.status != Status.RUNNING or not fresh.container_id:
+        return False
+    idle = now - last_used_at(fresh)
+    if idle < idle_timeout:
+        return False
+    container = desktops.engine.inspect(fresh.container_id)
+    if container is None or not container.running:
+        return False  # reconciling is another step's business
+    if not dry_run:
+        desktops.engine.stop(container.id)
+        _write(desktops, now, fresh, "idle", {"container_id": container.id,
+                                               "status": {Status.RUNNING, Status.STOPPED}}, {
+            "status": Status.STOPPED, "stopped_at": now,
+            "message": "Stopped after %s without use; your files are kept. Start it again to continue."
+                       % human_duration(idle_timeout)})
+        with db.write(desktops.database):
+            db.record("desktop.stop", actor="cleanup", target=fresh.name, reason="idle",
+                      idle_minutes=int(idle.total_seconds() // 60))
+    log.info("cleanup %s desktop %s: unused for %s (IDLE_TIMEOUT %s)", "would stop" if dry_run else "stopped",
+             fresh.name, human_duration(idle), human_duration(idle_timeout))
+    return True
+
+
+def remove_if_stopped(desktops, row, now, after, dry_run=False):
+    """Remove the desktop's container if, at `now`, it has been stopped (or failed) for
+    `after`. The home volume stays. Returns True when removed (dry_run: would be)."""
+    fresh = db.Desktop.select(db.Desktop, db.User).join(db.User).where(db.Desktop.id == row.id).first()
+    if fresh is None or fresh.status not in HALTED or not fresh.container_id:
+        return False
+    if fresh.stopped_at is None:
+        # Not recorded (the row was changed by hand, or by an older iservdesk): count from now.
+        if not dry_run:
+            _write(desktops, now, fresh, "stop time recorded", {"status": fresh.status, "stopped_at": None},
+                   {"stopped_at": now})
+        return False
+    stopped_for = now - fresh.stopped_at
+    if stopped_for < after:
+        return False
+    container = desktops.engine.inspect(fresh.container_id)
+    if container is None or container.running:
+        return False  # gone or running again: reconciling is another step's business
+    if not dry_run:
+        desktops.engine.remove(container.id)
+        _write(desktops, now, fresh, "removed", {"container_id": container.id}, {
+            "status": Status.REMOVED, "container_id": None, "host_port": None, "secret": None,
+            "message": "Removed after %s unused; your files are kept. Starting it again sets up a "
+                       "fresh desktop." % human_duration(after)})
+        with db.write(desktops.database):
+            db.record("desktop.remove", actor="cleanup", target=fresh.name, reason="stopped",
+                      stopped_days=stopped_for.days)
+    log.info("cleanup %s desktop %s: stopped for %s (REMOVE_STOPPED_AFTER %s; home volume kept)",
+             "would remove" if dry_run else "removed", fresh.name, human_duration(stopped_for),
+             human_duration(after))
+    return True
+
+
+def _write(desktops, now, row, text, expected, fields):
+    """One compare-and-set write of the row (the reconciler's writer), logged at DEBUG: the
+    caller says what happened in words of its own."""
+    repair = reconcile.Repair(row.name, text, row.id, expected, fields)
+    reconcile.apply([repair], desktops.database, now, desktops.publish, verb="cleanup wrote",
+                    level=logging.DEBUG)
+
+
+def human_duration(duration):
+    """'2 hours', '7 days', '90 minutes': a timedelta as an operator or a student reads it."""
+    seconds = int(duration.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and (seconds % size == 0 or seconds >= 2 * size):
+            count = seconds // size
+            return "%d %s%s" % (count, unit, "" if count == 1 else "s")
+    return "%d seconds" % seconds
 
 
 def _format_time(moment):

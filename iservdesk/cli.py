@@ -32,11 +32,12 @@ def cmd_serve(config, args):
     from .desktops.catalog import CatalogError
     from .web import make_app
 
+    clock = db.utcnow  # one clock for the routes and the desktops' lifecycle
     try:
-        database, desktops = open_desktops(config)
+        database, desktops = open_desktops(config, clock)
     except CatalogError as error:
         return fail(str(error), EXIT_CONFIG)
-    app = make_app(config, database, desktops)
+    app = make_app(config, database, desktops, clock=clock)
     host, port = config.listen
     desktops.run_background()
     try:
@@ -58,19 +59,22 @@ def cmd_init_db(config, args):
     return 0
 
 
-def open_desktops(config):
+def open_desktops(config, clock=db.utcnow):
     """(database, Desktops) for `config`: the catalog loaded (CatalogError if bad), the
-    database migrated, the Docker engine behind a spawner."""
+    database migrated, the Docker engine behind them; `clock` is the Desktops' "now"."""
     from .desktops import catalog as catalogmodule
-    from .desktops.docker import DockerSpawner
+    from .desktops.docker import DockerEngine
     from .desktops.events import Bus
-    from .desktops.manager import Desktops
+    from .desktops.lifecycle import Desktops
 
     catalog = catalogmodule.load(config.desktops_file, config.kasm_image)
     database = db.open_database(config.database_uri)
     db.migrate(database)
-    spawner = DockerSpawner(config.docker_url, timeout=config.docker_timeout)
-    return database, Desktops(config, catalog, spawner, database, Bus())
+    installation = db.installation_id(database)
+    engine = DockerEngine(config.docker_url, timeout=config.docker_timeout, port_range=config.host_port_range,
+                          network="%s-desktops" % config.container_prefix,
+                          network_labels={"de.iservdesk.installation": installation})
+    return database, Desktops(config, catalog, engine, database, Bus(), clock=clock)
 
 
 def cmd_cleanup(config, args):
@@ -134,5 +138,3 @@ def main(argv=None):
                 "cleanup": cmd_cleanup}[args.command](config, args)
     except db.DatabaseError as error:
         return fail(str(error), EXIT_FAILURE)
-    except db.peewee.OperationalError as error:
-        return fail("DATABASE_URI: %s: %s" % (config.database_uri, error), EXIT_FAILURE)

@@ -5,8 +5,14 @@ models, so an old migration means the same thing forever); PRAGMA user_version r
 how many have run. The models describe the current schema for queries; a test checks
 they agree. Docker remains the truth about containers: the desktops table is what we
 know about them, reconciled elsewhere.
+
+The only module importing peewee's errors: a file that cannot be opened, read or locked
+becomes DatabaseError (503) at every statement, and a broken constraint at the end of a
+write() becomes errors.Conflict (409). Inside a transaction peewee's IntegrityError
+stays what it is, so that get_or_create() and friends work.
 """
 
+import contextlib
 import datetime
 import json
 import logging
@@ -16,16 +22,42 @@ import time
 
 import peewee
 
+from .errors import Conflict, DatabaseError  # noqa: F401 (DatabaseError: callers use db.DatabaseError)
+
 log = logging.getLogger(__name__)
 
-# Seconds a writer waits for another writer's lock before SQLite gives up.
+# Milliseconds a writer waits for another writer's lock before SQLite gives up.
 BUSY_TIMEOUT_MS = 15000
 
 database = peewee.DatabaseProxy()
 
 
-class DatabaseError(Exception):
-    """The database cannot be opened or has a schema this version does not know."""
+@contextlib.contextmanager
+def _translated(path):
+    """peewee's errors of an unusable file (OperationalError: cannot open, locked, disk
+    I/O; its base DatabaseError: not a database, malformed) as our DatabaseError. Errors
+    of a statement itself (IntegrityError, ProgrammingError, DataError) pass unchanged."""
+    try:
+        yield
+    except peewee.OperationalError as error:
+        raise DatabaseError(str(error), path) from error
+    except peewee.DatabaseError as error:
+        if type(error) is not peewee.DatabaseError:
+            raise
+        raise DatabaseError(str(error), path) from error
+
+
+class SqliteDatabase(peewee.SqliteDatabase):
+    """peewee's SqliteDatabase whose connections and statements raise DatabaseError for a
+    file that cannot be used (see _translated)."""
+
+    def connect(self, *args, **kwargs):
+        with _translated(self.database):
+            return super().connect(*args, **kwargs)
+
+    def execute_sql(self, *args, **kwargs):
+        with _translated(self.database):
+            return super().execute_sql(*args, **kwargs)
 
 
 class UTCDateTimeField(peewee.Field):
@@ -257,7 +289,7 @@ def open_database(path):
     directory = os.path.dirname(path) or "."
     if not os.path.isdir(directory):
         raise DatabaseError("DATABASE_URI: folder %s does not exist" % directory)
-    db = peewee.SqliteDatabase(path, thread_safe=True, pragmas={
+    db = SqliteDatabase(path, thread_safe=True, pragmas={
         "busy_timeout": BUSY_TIMEOUT_MS,
         "foreign_keys": 1,
         "synchronous": "normal",
@@ -279,21 +311,30 @@ def _enable_wal(db):
             try:
                 if db.execute_sql("PRAGMA journal_mode = wal").fetchone()[0] == "wal":
                     return
-                raise DatabaseError("DATABASE_URI: %s cannot use write-ahead logging" % db.database)
-            except peewee.OperationalError as error:
-                if "locked" not in str(error) or time.monotonic() > deadline:
+            except DatabaseError as error:
+                if "locked" not in error.reason or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
+                continue
+            raise DatabaseError("DATABASE_URI: %s cannot use write-ahead logging" % db.database)
 
 
+@contextlib.contextmanager
 def write(db):
-    """A write transaction that takes the lock up front (BEGIN IMMEDIATE).
+    """A write transaction that takes the lock up front (BEGIN IMMEDIATE); yields peewee's
+    transaction (rollback() ends it early).
 
     A deferred transaction that reads first and then writes can fail at once with
     "database is locked" when another writer got there first; the busy timeout only
-    helps if the lock is requested at BEGIN.
+    helps if the lock is requested at BEGIN. Raises DatabaseError when the file cannot
+    be used (the commit included), and Conflict when the transaction broke a UNIQUE or
+    other constraint (two requests racing to create the same row).
     """
-    return db.atomic("IMMEDIATE")
+    try:
+        with _translated(db.database), db.atomic("IMMEDIATE") as transaction:
+            yield transaction
+    except peewee.IntegrityError as error:
+        raise Conflict(detail="%s: %s" % (db.database, error)) from error
 
 
 def schema_version(db):
@@ -343,7 +384,7 @@ def record(action, actor="", target="", **detail):
 
 
 def check(db):
-    """Raise peewee's or our DatabaseError unless the database answers and is current.
+    """Raise DatabaseError unless the database answers and is current.
 
     Uses the caller's connection (opening one if needed, which the caller closes).
     """

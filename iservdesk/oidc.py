@@ -9,10 +9,14 @@ defence, see issuer_belongs). Claims are normalised from IServ's shapes (groups 
 roles list) and from the plain list-of-strings shapes other providers send; only group
 account names (`act`) and role ids count, never display names.
 
-Failures raise LoginError with a status and a message for the person signing in.
+Failures raise LoginError with a status and a message for the person signing in; what
+was asked where and what came back is logged here, once. Provider.probe() asks for the
+discovery document on behalf of `iservdesk check` and returns a Probe instead, with
+that detail in its problem and nothing logged.
 """
 
 import base64
+import dataclasses
 import hmac
 import json
 import logging
@@ -26,7 +30,7 @@ from authlib.jose import JsonWebKey, JsonWebToken
 from authlib.jose.errors import JoseError
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from .errors import IServDeskError
+from .errors import IssuerMismatch, LoginError, ProviderUnreachable, TokenInvalid
 
 log = logging.getLogger(__name__)
 
@@ -40,32 +44,16 @@ CLOCK_SKEW = 120  # seconds of disagreement between our clock and the provider's
 METADATA_TTL = 3600
 
 
-class LoginError(IServDeskError):
-    status = 400
-    code = "login_failed"
-    public_message = "Signing in did not work. Please try again."
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """What Provider.probe() found: the issuer of a usable discovery document, or the
+    problem (a ProviderUnreachable or IssuerMismatch, whose `detail` says what failed)."""
+    issuer: str = None
+    problem: LoginError = None
 
-
-class ProviderUnreachable(LoginError):
-    status = 502
-    code = "provider_unreachable"
-    public_message = ("The school's sign-in service (IServ) cannot be reached right now. "
-                      "Please try again in a few minutes; if it keeps happening, tell your IT admin.")
-
-
-class IssuerMismatch(ProviderUnreachable):
-    # A subclass of ProviderUnreachable: every caller that copes with a provider it cannot
-    # use (logout without end-session, `iservdesk check`) copes with this one too.
-    code = "issuer_mismatch"
-    public_message = ("The school's sign-in service (IServ) is not the one this portal is set up "
-                      "for, so signing in is refused. Please tell your IT admin.")
-
-
-class TokenInvalid(LoginError):
-    status = 401
-    code = "id_token_invalid"
-    public_message = ("IServ's answer could not be verified, so you were not signed in. "
-                      "Please try again; if it keeps happening, tell your IT admin.")
+    @property
+    def ok(self):
+        return self.problem is None
 
 
 def _unverified_header(token):
@@ -170,58 +158,94 @@ class Provider:
         return [issuer + DISCOVERY_PATH, iserv]
 
     def _get_json(self, url, what, **kwargs):
+        """The JSON of a GET, or ProviderUnreachable whose detail says what went wrong
+        (logged by the caller, or reported by probe())."""
         try:
             response = self.http.get(url, timeout=self.timeout, **kwargs)
         except requests.RequestException as error:
-            log.warning("identity provider: %s at %s failed: %s", what, url, type(error).__name__)
-            raise ProviderUnreachable() from None
+            raise ProviderUnreachable(detail="identity provider: %s at %s failed: %s"
+                                      % (what, url, type(error).__name__)) from None
         if response.status_code != 200:
-            log.warning("identity provider: %s at %s answered %d", what, url, response.status_code)
-            raise ProviderUnreachable()
+            raise ProviderUnreachable(detail="identity provider: %s at %s answered %d"
+                                      % (what, url, response.status_code))
         try:
             return response.json()
         except ValueError:
-            log.warning("identity provider: %s at %s is not JSON", what, url)
-            raise ProviderUnreachable() from None
+            raise ProviderUnreachable(detail="identity provider: %s at %s is not JSON"
+                                      % (what, url)) from None
+
+    def _fetch_json(self, url, what, **kwargs):
+        """_get_json(), logging why it failed; what it raises then carries only the public
+        message (the detail is in the log once)."""
+        try:
+            return self._get_json(url, what, **kwargs)
+        except ProviderUnreachable as error:
+            log.warning("%s", error.detail)
+        raise ProviderUnreachable()
 
     def metadata(self):
-        """The provider's metadata (discovery plus explicit overrides), cached for an hour."""
+        """The provider's metadata (discovery plus explicit overrides), cached for an hour.
+        Raises ProviderUnreachable (IssuerMismatch when the document names another
+        issuer) after logging each failed attempt."""
         if self._metadata and time.monotonic() - self._metadata_at < METADATA_TTL:
             return self._metadata
+        metadata, problems = self._discover()
+        if metadata is None:
+            for problem in problems:
+                log.warning("%s", problem.detail)
+            raise type(problems[-1])()  # the detail is in the log once
+        self._metadata, self._metadata_at = metadata, time.monotonic()
+        return metadata
+
+    def probe(self):
+        """Ask for the discovery document now, past the cache and without logging, for
+        `iservdesk check`: a Probe with the issuer, or with the first problem met."""
+        metadata, problems = self._discover()
+        if metadata is None:
+            return Probe(problem=problems[0])
+        return Probe(issuer=metadata["issuer"])
+
+    def _discover(self):
+        """(metadata or None, problems): the metadata from the discovery document (asked
+        at each of _discovery_urls() in turn) and the explicit overrides; every problem
+        met on the way, as a ProviderUnreachable or IssuerMismatch whose detail says what
+        happened, the deciding one last. Logs and raises nothing."""
         overrides = {
             "authorization_endpoint": self.config.oauth_authorize_url,
             "token_endpoint": self.config.oauth_token_url,
             "userinfo_endpoint": self.config.oauth_userinfo_url,
             "jwks_uri": self.config.oauth_jwks_uri,
         }
+        problems = []
         document = None
         for url in self._discovery_urls():
             try:
                 document = self._get_json(url, "discovery")
                 break
-            except ProviderUnreachable:
-                continue
+            except ProviderUnreachable as error:
+                problems.append(error)
         if document is None:
             if not all(overrides.values()):
-                raise ProviderUnreachable()
+                return None, problems
             document = {"issuer": self.config.oauth_issuer}
         elif not isinstance(document, dict):
-            log.warning("identity provider: discovery at %s is not a JSON object", url)
-            raise ProviderUnreachable()
+            problems.append(ProviderUnreachable(
+                detail="identity provider: discovery at %s is not a JSON object" % url))
+            return None, problems
         elif not issuer_belongs(document.get("issuer"), self.config.oauth_issuer, url):
             # Not cached: once the admin fixes either side, the next sign-in works.
-            log.warning("identity provider: discovery at %s names issuer %r, not OAUTH_ISSUER %r; "
-                        "sign-in refused (if that issuer is the school's IServ, set OAUTH_ISSUER to it)",
-                        url, str(document.get("issuer"))[:200], self.config.oauth_issuer)
-            raise IssuerMismatch()
+            problems.append(IssuerMismatch(detail=(
+                "identity provider: discovery at %s names issuer %r, not OAUTH_ISSUER %r; sign-in "
+                "refused (if that issuer is the school's IServ, set OAUTH_ISSUER to it)"
+                % (url, str(document.get("issuer"))[:200], self.config.oauth_issuer))))
+            return None, problems
         metadata = dict(document)
         metadata.update({name: value for name, value in overrides.items() if value})
         for name in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri"):
             if not isinstance(metadata.get(name), str) or not metadata[name]:
-                log.warning("identity provider: discovery lacks %s", name)
-                raise ProviderUnreachable()
-        self._metadata, self._metadata_at = metadata, time.monotonic()
-        return metadata
+                problems.append(ProviderUnreachable(detail="identity provider: discovery lacks %s" % name))
+                return None, problems
+        return metadata, problems
 
     def scopes(self):
         if self.config.oauth_scopes:
@@ -299,7 +323,7 @@ class Provider:
         with self._lock:
             if self._keys is None or refresh:
                 self._keys = JsonWebKey.import_key_set(
-                    self._get_json(self.metadata()["jwks_uri"], "JWKS"))
+                    self._fetch_json(self.metadata()["jwks_uri"], "JWKS"))
             return self._keys
 
     def verify_id_token(self, id_token, nonce, now):
@@ -354,7 +378,7 @@ class Provider:
         url = self.metadata().get("userinfo_endpoint")
         if not url or not access_token:
             return {}
-        claims = self._get_json(url, "userinfo", headers={"Authorization": "Bearer " + access_token})
+        claims = self._fetch_json(url, "userinfo", headers={"Authorization": "Bearer " + access_token})
         if not isinstance(claims, dict) or claims.get("sub") != subject:
             log.warning("userinfo refused: its sub differs from the ID token's")
             raise TokenInvalid()

@@ -5,12 +5,13 @@ the TLS connection to the container's 127.0.0.1 port with the injected Basic aut
 verbatim WebSocket handshake and the raw relay after it. Who may use which desktop is
 decided by web/desktop.py before anything here runs.
 
-KasmVNC is strict (see FACTS.md): it wants the browser's own handshake with `Host:` and
-`Connection:` spelled in exactly that case, answers a handshake it dislikes with
-index.html and 200, blacklists client IPs taken from X-Forwarded-For after failed auth,
-and speaks plain HTTP one request per connection. So: every request gets its own
-connection, X-Forwarded-* never reach it, and after a 101 the frames are relayed as
-bytes, never decoded and re-framed.
+KasmVNC is strict (the demo image's DEMO_MODE=strict front imitates it, see
+scripts/build-demo-desktop; tests/test_proxy.py holds the proxy to it): it wants the
+browser's own handshake with `Host:` and `Connection:` spelled in exactly that case,
+answers a handshake it dislikes with index.html and 200, blacklists client IPs taken
+from X-Forwarded-For after failed auth, and speaks plain HTTP one request per
+connection. So: every request gets its own connection, X-Forwarded-* never reach it,
+and after a 101 the frames are relayed as bytes, never decoded and re-framed.
 """
 
 import base64
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5  # seconds to reach the container
 HEAD_LIMIT = 65536  # bytes of a response head we accept
+SCREENSHOT_LIMIT = 4 << 20  # bytes of a screenshot we take (a 1080p JPEG is far less)
 CHUNK = 65536
 READ_SIZE = 1 << 20  # bytes of TLS taken from the container's socket at once
 BATCH = 262144  # bytes of plaintext sent to the browser at once
@@ -151,6 +153,18 @@ def _client_context():
 CONTEXT = _client_context()
 
 
+def answers(port, timeout=2.0):
+    """True when https://127.0.0.1:<port>/ answers with an HTTP status (any, 401 included):
+    how a start knows its desktop is ready."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+            with CONTEXT.wrap_socket(raw) as tls:
+                tls.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                return tls.recv(16).startswith(b"HTTP/1.")
+    except (OSError, ssl.SSLError):
+        return False
+
+
 # One receive buffer for the ciphertext of every pipe and one for the plaintext: gevent
 # runs one greenlet at a time, and none switches while a buffer holds its bytes (see
 # TLSPipe.recv_view and send_shared), so per-connection buffers would only cost memory.
@@ -266,9 +280,13 @@ class TLSPipe:
         caller next lets gevent switch."""
         return _PLAIN[:self.recv_into(_PLAIN)]
 
-    def recv(self, size=None):
-        """Like recv_view(), as bytes of their own."""
-        return bytes(self.recv_view())
+    def recv(self, size):
+        """At most `size` bytes (fewer when fewer are at hand; b"" at the end), as bytes of
+        their own: socket.recv() for callers such as read_head()."""
+        if size <= 0:
+            return b""
+        view = _PLAIN[:min(size, len(_PLAIN))]
+        return bytes(view[:self.recv_into(view)])
 
     def makefile(self, mode="rb"):
         """A buffered reader of the plaintext, for http.client."""
@@ -503,6 +521,31 @@ class _Connection(http.client.HTTPConnection):
         self.close()
         if self.pipe is not None:
             self.pipe.close()
+
+
+def screenshot(port, secret, width, height, timeout=CONNECT_TIMEOUT):
+    """A JPEG of the desktop's screen scaled to fit width x height, from KasmVNC's owner-only
+    GET /api/get_screenshot (the demo image answers the same); raises UpstreamError.
+    With the owner's credentials, which never leave the portal: the picture is the
+    portal's to pass on, to whom web/ decides."""
+    connection = _Connection(port, timeout)
+    try:
+        connection.putrequest("GET", "/api/get_screenshot?width=%d&height=%d" % (width, height),
+                              skip_host=True, skip_accept_encoding=True)
+        connection.putheader("Host", "127.0.0.1:%d" % port)
+        connection.putheader("Authorization", "Basic " + base64.b64encode(
+            ("kasm_user:" + secret).encode()).decode())
+        connection.putheader("Connection", "close")
+        connection.endheaders()
+        response = connection.getresponse()
+        body = response.read(SCREENSHOT_LIMIT + 1)
+        if response.status != 200 or not body.startswith(b"\xff\xd8") or len(body) > SCREENSHOT_LIMIT:
+            raise UpstreamError("no screenshot: status %d, %d bytes" % (response.status, len(body)))
+        return body
+    except (OSError, ssl.SSLError, http.client.HTTPException) as error:
+        raise UpstreamError("no screenshot: %s: %s" % (type(error).__name__, error)) from None
+    finally:
+        connection.release()
 
 
 def http_request(environ, rest, port, secret, silence):

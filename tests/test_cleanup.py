@@ -14,15 +14,10 @@ import time
 
 import pytest
 
-from conftest import ROOT, iservdesk_command, wait_for, write_config
-from flows import Client
-from iservdesk import cleanup, config as configmodule, db, sessions
-from iservdesk.desktops import catalog as catalogmodule
-from iservdesk.desktops.docker import DockerSpawner
-from iservdesk.desktops.events import Bus
-from iservdesk.desktops.manager import Desktops
-from test_desktops import container_of, wait_status
-from test_proxy import open_ws
+from conftest import ROOT, container_of, iservdesk_command, wait_for, write_config
+from flows import Client, wait_status
+from proxying import open_ws
+from iservdesk import cleanup, cli, config as configmodule, db, sessions
 
 LABEL = "de.iservdesk."
 HOUR = datetime.timedelta(hours=1)
@@ -75,10 +70,8 @@ def config_path_of(portal, tmp_path):
 def cleaner(config_path):
     """(config, Desktops, database) for in-process passes over a portal's engine and database."""
     config = configmodule.load(config_path, environ={})
-    database = db.open_database(config.database_uri)
-    catalog = catalogmodule.load(config.desktops_file, config.kasm_image)
-    spawner = DockerSpawner(config.docker_url, timeout=config.docker_timeout)
-    return config, Desktops(config, catalog, spawner, database, Bus()), database
+    database, desktops = cli.open_desktops(config)
+    return config, desktops, database
 
 
 def fresh_cleaner(tmp_path):
@@ -189,7 +182,7 @@ def test_cleanup_command_prints_one_summary_line_and_logs_each_action(site, dock
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("cleanup: 1 idle desktops stopped,") and done.stdout.count("\n") == 1
     actions = [line for line in done.stderr.splitlines() if "cleanup stopped" in line]
-    assert actions == ["INFO iservdesk.desktops.manager: cleanup stopped desktop anna.schmidt-tiny: "
+    assert actions == ["INFO iservdesk.cleanup: cleanup stopped desktop anna.schmidt-tiny: "
                        "unused for 5 hours (IDLE_TIMEOUT 2 hours)"]
     assert container_of(docker_client, portal, "anna.schmidt-tiny").status == "exited"
     wait_status(anna, "tiny", "stopped")
@@ -244,7 +237,7 @@ def test_abandoned_sign_ins_outlive_the_sign_in_window():
 def test_labelled_containers_are_adopted_or_after_a_grace_removed_and_gone_ones_forgotten(
         tmp_path, containers, docker_client, demo_image):
     config, desktops, database = fresh_cleaner(tmp_path)
-    ours = {LABEL + "installation": desktops.installation}
+    ours = {LABEL + "installation": desktops.labels[LABEL + "installation"]}
     t0 = utcnow()
     with database.connection_context():
         anna = db.User.create(uuid=ANNA_UUID, username="anna.schmidt")
@@ -297,7 +290,7 @@ def test_labelled_containers_are_adopted_or_after_a_grace_removed_and_gone_ones_
 def test_a_stray_seen_for_the_first_time_is_never_removed(tmp_path, containers, docker_client, demo_image):
     config, desktops, database = fresh_cleaner(tmp_path)
     stray = containers.run(demo_image, environment={"VNC_PW": "x", "DEMO_MODE": "tiny"}, labels={
-        LABEL + "installation": desktops.installation, LABEL + "owner": "unknown", LABEL + "type": "tiny"})
+        LABEL + "installation": desktops.labels[LABEL + "installation"], LABEL + "owner": "unknown", LABEL + "type": "tiny"})
     # However late the first pass is: the grace counts from when cleanup first saw it.
     report = cleanup.run(config, desktops, database, utcnow() + 30 * DAY)
     assert (report.strays_removed, report.strays_waiting) == ([], [stray.name])
@@ -395,7 +388,7 @@ def test_cleanup_during_starts_leaves_the_portals_jobs_alone(site, docker_client
 def test_a_container_of_another_person_under_a_desktops_name_is_neither_adopted_nor_kept(
         tmp_path, containers, docker_client, demo_image, caplog):
     config, desktops, database = fresh_cleaner(tmp_path)
-    ours = {LABEL + "installation": desktops.installation}
+    ours = {LABEL + "installation": desktops.labels[LABEL + "installation"]}
     environment = {"VNC_PW": "bens-secret", "DEMO_MODE": "tiny"}
     # Ben's containers: one labelled as Anna's tiny desktop, one that an older release (which
     # adopted by name) linked to Anna's demo desktop.

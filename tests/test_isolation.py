@@ -11,12 +11,11 @@ import threading
 import pytest
 import requests
 
-from conftest import CLIENT_ID, CLIENT_SECRET, CONTAINER_PREFIX, DOCKER_URL, wait_for
-from flows import Client, sign_in
-from iservdesk.desktops.docker import DockerSpawner
-from iservdesk.desktops.manager import short_id
+from conftest import CLIENT_ID, CLIENT_SECRET, CONTAINER_PREFIX, DOCKER_URL, container_of, wait_for
+from flows import Client, Person, wait_status
+from iservdesk.desktops.docker import DockerEngine
+from iservdesk.desktops.homes import short_id
 from iservdesk.errors import DesktopError
-from test_desktops import container_of, wait_status
 
 LABEL = "de.iservdesk."
 ICC = "com.docker.network.bridge.enable_icc"
@@ -36,30 +35,6 @@ try:
 except OSError as error:
     print("failed", type(error).__name__)
 """
-
-
-class Person:
-    """A signed-in browser of an account from a generated users file (flows.Client knows
-    only the demo accounts' passwords)."""
-
-    def __init__(self, portal_url, username, password):
-        self.url, self.username = portal_url, username
-        self.browser, _, answer = sign_in(portal_url, username, password)
-        assert answer.status_code == 302, answer.text
-        self.csrf = self.browser.get(portal_url + "/session", timeout=30).json()["csrf_token"]
-
-    def request(self, method, path, **kwargs):
-        headers = kwargs.pop("headers", {})
-        if method != "GET":
-            headers.setdefault("X-CSRF-Token", self.csrf)
-        kwargs.setdefault("timeout", 60)
-        return self.browser.request(method, self.url + path, headers=headers, **kwargs)
-
-    def get(self, path, **kwargs):
-        return self.request("GET", path, **kwargs)
-
-    def post(self, path, **kwargs):
-        return self.request("POST", path, **kwargs)
 
 
 def users_file(path, *users):
@@ -157,31 +132,33 @@ def test_desktops_cannot_reach_each_other_but_the_portal_reaches_both(signed_in_
 
 def test_the_desktops_network_is_made_when_missing_and_refused_when_containers_could_talk(
         docker_client, caplog):
-    spawner = DockerSpawner(DOCKER_URL)
     made, operators, unsafe = ("%s-%s-desktops" % (CONTAINER_PREFIX, which)
                                for which in ("made", "operators", "unsafe"))
+    labels = {LABEL + "installation": "test"}
+    engines = {name: DockerEngine(DOCKER_URL, network=name, network_labels=labels)
+               for name in (made, operators, unsafe)}
     try:
-        labels = {LABEL + "installation": "test"}
-        network_id = spawner.ensure_network(made, labels)
+        network_id = engines[made].ensure_network()
         attrs = docker_client.networks.get(made).attrs
         assert (attrs["Id"], attrs["Driver"], attrs["Options"][ICC], attrs["Labels"]) == (
             network_id, "bridge", "false", labels)
-        assert spawner.ensure_network(made, labels) == network_id  # idempotent: no second network
+        assert engines[made].ensure_network() == network_id  # idempotent: no second network
         assert len(docker_client.networks.list(names=[made])) == 1
         # One an operator made (e.g. with a subnet that does not clash with the school's LAN).
         docker_client.networks.create(operators, driver="bridge", options={ICC: "false"})
-        spawner.ensure_network(operators, labels)
+        engines[operators].ensure_network()
         # One on which containers can reach each other is refused, and the log says what to do.
         docker_client.networks.create(unsafe, driver="bridge")
         with pytest.raises(DesktopError) as refused:
-            spawner.ensure_network(unsafe, labels)
+            engines[unsafe].ensure_network()
         assert refused.value.code == "network_unsafe" and refused.value.status == 503
         assert "docker network rm %s" % unsafe in caplog.text
     finally:
         for name in (made, operators, unsafe):
             for network in docker_client.networks.list(names=[name]):
                 network.remove()
-        spawner.close()
+        for engine in engines.values():
+            engine.close()
 
 
 def test_an_old_desktop_on_the_default_bridge_moves_onto_the_network_at_its_next_start(
@@ -208,7 +185,7 @@ def test_an_old_desktop_on_the_default_bridge_moves_onto_the_network_at_its_next
     assert moved.id == container.id  # resumed, not replaced
     assert set(moved.attrs["NetworkSettings"]["Networks"]) == {name}
     assert docker_client.networks.get(name).attrs["Options"][ICC] == "false"
-    assert "moved the container of ben-tiny onto the network %s" % name in portal.log()
+    assert "moved container %s-ben-tiny onto the network %s" % (portal.prefix, name) in portal.log()
 
 
 # -- MAX_DESKTOPS under simultaneous starts --
@@ -401,7 +378,7 @@ def test_the_admin_panel_lists_kept_homes(signed_in_portal, chromium, docker_cli
                                           kept, unknown):
     import browser
     from selenium.webdriver.common.by import By
-    from test_browser_desktop import browser_sign_in
+    from browser import browser_sign_in
 
     portal, _ = signed_in_portal()
     left = portal.prefix + "-home-someone-tiny"

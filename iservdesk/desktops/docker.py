@@ -1,26 +1,33 @@
-"""The Docker engine, seen through the docker SDK: the only module importing `docker`.
+"""The Docker engine behind the Engine contract (engine.py): the only module importing `docker`.
 
-DockerSpawner implements the Spawner contract (desktops/__init__.py). Docker errors and an
-unreachable engine (which the SDK surfaces as a requests ConnectionError, not a docker
-error) become DesktopError and its subclasses here; 404 and 409 on stop/remove count as
-done, because the container is already gone or going.
+Docker errors and an unreachable engine (which the SDK surfaces as a requests
+ConnectionError, not a docker error) become DesktopError subclasses here, with the
+engine's own words in their detail (for the log) and never in what a browser sees; 404
+and 409 on stop/remove count as done, because the container is already gone or going.
 
-Desktops are created on their own bridge network with inter-container communication off
-(ICC_OPTION): Docker's default bridge lets every container reach every other one, so one
-student's desktop could talk to another's port 6901 directly. Ports are published on
-127.0.0.1 only, so the portal on the host reaches each desktop, and no desktop reaches
-another through the host either.
+Each desktop publishes its port 6901 on 127.0.0.1 only, on a host port from the PortPool
+(ports.py) that create() reserves and retries by itself. Desktops run on their own bridge
+network with inter-container communication off (ICC_OPTION): Docker's default bridge
+lets every container reach every other one, so one student's desktop could talk to
+another's port 6901 directly. A container made before that network existed is moved
+onto it when it is started again.
 """
 
+import contextlib
+import io
 import logging
+import tarfile
 import threading
 
 import docker
 import docker.errors
+import gevent
 import requests.exceptions
 
-from ..errors import DesktopError
-from . import ContainerInfo, NameTaken, PortTaken, Spawner, VolumeInfo
+from ..errors import (DesktopError, EngineRefused, EngineUnreachable, NetworkUnsafe, NoFreePort, PortTaken,
+                      PullFailed)
+from .engine import Container, ContainerExists, Engine, Volume
+from .ports import PortPool
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +36,12 @@ log = logging.getLogger(__name__)
 API_VERSION = "1.41"
 UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
 ICC_OPTION = "com.docker.network.bridge.enable_icc"
+HOME = "/home/kasm-user"
+PORT_ATTEMPTS = 5  # a port can be taken between our check and Docker's bind
+
+
+class _PortTaken(Exception):
+    """The reserved host port turned out to be in use: create() takes another."""
 
 
 def _reason(error):
@@ -47,41 +60,56 @@ def _reason(error):
     return text[:300]
 
 
-class DockerSpawner(Spawner):
-    """Containers on one Docker engine. Cheap to create; each call is a request to the engine."""
+class DockerEngine(Engine):
+    """Desktops on one Docker engine. Cheap to create; each call is a request to the engine."""
 
-    def __init__(self, url, timeout=10):
+    def __init__(self, url, timeout=10, port_range=(), network=None, network_labels=None):
+        """`network`: the desktops' bridge network (made when missing, with
+        `network_labels`); None keeps Docker's default bridge (only for engines that run
+        no desktops, e.g. in `iservdesk check`)."""
         self.url = url
         self.client = docker.DockerClient(base_url=url, version=API_VERSION, timeout=timeout)
+        self.ports = PortPool(port_range, self.held_ports)
+        self.network = network
+        self.network_labels = network_labels or {}
         # Docker does not refuse a second network of the same name when two creates race
         # (CheckDuplicate is best effort), and two networks of one name make every later
         # use of the name ambiguous: creates in this process take turns. (A gevent lock
         # once the portal has monkey-patched threading.)
         self.network_lock = threading.Lock()
 
-    def _call(self, what, function, *args, **kwargs):
+    @contextlib.contextmanager
+    def _translated(self, what, gone_is_fine=False):
+        """Docker's and the SDK's errors as ours. With `gone_is_fine`, a 404 is swallowed."""
         try:
-            return function(*args, **kwargs)
+            yield
+        except docker.errors.NotFound:
+            if not gone_is_fine:
+                raise EngineRefused(detail="Docker refused to %s: not found" % what) from None
         except UNREACHABLE as error:
-            raise DesktopError("The Docker engine at %s does not answer: %s" % (self.url, _reason(error)),
-                               code="docker_unreachable") from None
+            raise EngineUnreachable(detail="The Docker engine at %s does not answer: %s"
+                                    % (self.url, _reason(error))) from None
         except docker.errors.DockerException as error:
-            if isinstance(error, docker.errors.APIError) and error.status_code == 409 and what == "create":
-                raise NameTaken(_reason(error)) from None
             text = _reason(error)
+            if isinstance(error, docker.errors.APIError) and error.status_code == 409 and what == "create":
+                raise ContainerExists(text) from None
             if "port is already allocated" in text or "address already in use" in text:
-                raise PortTaken(text) from None
-            raise DesktopError("Docker refused to %s: %s" % (what, text), code="docker_error") from None
+                raise _PortTaken(text) from None
+            raise EngineRefused(detail="Docker refused to %s: %s" % (what, text)) from None
+
+    def _ask(self, what, function, *args, **kwargs):
+        with self._translated(what):
+            return function(*args, **kwargs)
 
     def ping(self):
-        return self._call("answer", self.client.version)["Version"]
+        return self._ask("answer", self.client.version)["Version"]
 
     def close(self):
         self.client.close()
 
     @staticmethod
-    def _info(attrs):
-        """ContainerInfo from `docker inspect` output or a list entry."""
+    def _container(attrs):
+        """Container from `docker inspect` output or a list entry."""
         state = attrs.get("State")
         status = state.get("Status") if isinstance(state, dict) else attrs.get("State", "")
         config = attrs.get("Config") or {}
@@ -100,48 +128,40 @@ class DockerSpawner(Spawner):
                     host_port = int(port["PublicPort"])
         name = attrs.get("Name") or (attrs.get("Names") or [""])[0]
         environment = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
-        return ContainerInfo(id=attrs["Id"], name=name.lstrip("/"), state=status or "unknown",
-                             labels=dict(labels), host_port=host_port, environment=environment)
+        return Container(id=attrs["Id"], name=name.lstrip("/"), state=status or "unknown",
+                         labels=dict(labels), host_port=host_port, environment=environment)
 
     def list(self, labels):
-        """Every container (any state) carrying all of `labels` (a dict)."""
         filters = {"label": ["%s=%s" % item for item in labels.items()]}
-        entries = self._call("list containers", self.client.api.containers, all=True, filters=filters)
-        return [self._info(entry) for entry in entries]
+        entries = self._ask("list containers", self.client.api.containers, all=True, filters=filters)
+        return [self._container(entry) for entry in entries]
 
     def held_ports(self):
         """Host ports that any container on the engine publishes or will publish when started."""
         ports = set()
-        for entry in self._call("list containers", self.client.api.containers, all=True):
+        for entry in self._ask("list containers", self.client.api.containers, all=True):
             for port in entry.get("Ports") or []:
                 if port.get("PublicPort"):
                     ports.add(int(port["PublicPort"]))
             if entry.get("State") != "running":
                 # Stopped containers keep their bindings only in their configuration.
-                info = self.poll(entry["Id"])
-                if info and info.host_port:
-                    ports.add(info.host_port)
+                container = self.inspect(entry["Id"])
+                if container and container.host_port:
+                    ports.add(container.host_port)
         return ports
 
-    def poll(self, container_id):
-        try:
-            return self._info(self.client.api.inspect_container(container_id))
-        except docker.errors.NotFound:
-            return None
-        except UNREACHABLE + (docker.errors.DockerException,) as error:
-            return self._call("inspect", _reraise, error)
+    def inspect(self, container_id):
+        with self._translated("inspect", gone_is_fine=True):
+            return self._container(self.client.api.inspect_container(container_id))
+        return None
 
     def has_image(self, image):
-        try:
+        with self._translated("inspect the image", gone_is_fine=True):
             self.client.api.inspect_image(image)
             return True
-        except docker.errors.NotFound:
-            return False
-        except UNREACHABLE + (docker.errors.DockerException,) as error:
-            return self._call("inspect the image", _reraise, error)
+        return False
 
     def pull(self, image, progress):
-        """Pull `image`, calling progress(percent or None) as layers arrive. Blocks (cooperatively)."""
         repository, tag = _split_image(image)
         # Per layer, a fraction done: downloading is 90 % of a layer's work, extracting 10 %.
         # Layers are announced before their sizes are known, so each layer weighs the same
@@ -153,8 +173,7 @@ class DockerSpawner(Spawner):
             for event in stream:
                 if "error" in event or "errorDetail" in event:
                     reason = event.get("error") or (event.get("errorDetail") or {}).get("message")
-                    raise DesktopError("Pulling %s failed: %s" % (image, str(reason)[:300]),
-                                       code="pull_failed")
+                    raise PullFailed(detail="pulling %s failed: %s" % (image, str(reason)[:300]))
                 layer, status = event.get("id"), event.get("status", "")
                 if not layer or status.startswith("Pulling from"):
                     continue
@@ -171,160 +190,205 @@ class DockerSpawner(Spawner):
                 if announced:
                     progress(int(100 * sum(layers.values()) / len(layers)))
         except UNREACHABLE as error:
-            self._call("pull", _reraise, error)
+            raise EngineUnreachable(detail="The Docker engine at %s does not answer: %s"
+                                    % (self.url, _reason(error))) from None
         except docker.errors.DockerException as error:
-            raise DesktopError("Pulling %s failed: %s" % (image, _reason(error)), code="pull_failed") from None
+            raise PullFailed(detail="pulling %s failed: %s" % (image, _reason(error))) from None
         if not self.has_image(image):
-            raise DesktopError("Pulling %s ended without the image." % image, code="pull_failed")
+            raise PullFailed(detail="pulling %s ended without the image" % image)
 
-    def create(self, spec):
-        """Create and start a container from a ContainerSpec; returns its id.
+    def reserve(self):
+        return self.ports.reserve()
 
-        Raises NameTaken (a container of that name exists), PortTaken (the host port is in
-        use after all), DesktopError otherwise. A container created but not started is
-        removed again, so a failed start leaves nothing behind.
-        """
+    def release(self, reservation):
+        if reservation is not None:
+            self.ports.release(reservation)
+
+    def create(self, spec, reservation=None):
+        self.ensure_network()
+        port = reservation
+        for attempt in range(PORT_ATTEMPTS):
+            if port is None:
+                port = self.ports.reserve()
+            try:
+                try:
+                    container_id = self._create(spec, port)
+                except _PortTaken:
+                    log.warning("port %d was taken after all; trying another for %s", port, spec.name)
+                    continue
+                try:
+                    return self.start(container_id)
+                except (_PortTaken, PortTaken):
+                    self.remove(container_id)
+                    log.warning("port %d was taken after all; trying another for %s", port, spec.name)
+                except DesktopError:
+                    self.remove(container_id)
+                    raise
+            finally:
+                if port != reservation:
+                    self.ports.release(port)
+                port = None
+        raise NoFreePort(detail="no free port for %s after %d attempts" % (spec.name, PORT_ATTEMPTS))
+
+    def _create(self, spec, port):
         api = self.client.api
         host_config = api.create_host_config(
-            port_bindings={"%d/tcp" % spec.container_port: ("127.0.0.1", spec.host_port)},
+            port_bindings={"%d/tcp" % spec.container_port: ("127.0.0.1", port)},
             shm_size=spec.shm_size, mem_limit=spec.memory or None,
             nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
             pids_limit=spec.pids or None, security_opt=["no-new-privileges"],
-            binds={spec.volume: {"bind": "/home/kasm-user", "mode": "rw"}},
-            restart_policy={"Name": "no"}, init=False, network_mode=spec.network or None)
+            binds={spec.home: {"bind": HOME, "mode": "rw"}},
+            restart_policy={"Name": "no"}, init=False, network_mode=self.network)
         networking_config = None
-        if spec.network:
-            networking_config = api.create_networking_config({spec.network: api.create_endpoint_config()})
-        created = self._call("create", api.create_container, spec.image, name=spec.name,
-                             environment=spec.environment, labels=spec.labels,
-                             ports=[spec.container_port], host_config=host_config,
-                             volumes=["/home/kasm-user"], networking_config=networking_config)
-        container_id = created["Id"]
+        if self.network:
+            networking_config = api.create_networking_config({self.network: api.create_endpoint_config()})
+        created = self._ask("create", api.create_container, spec.image, name=spec.name,
+                            environment=spec.environment, labels=spec.labels,
+                            ports=[spec.container_port], host_config=host_config,
+                            volumes=[HOME], networking_config=networking_config)
+        return created["Id"]
+
+    def start(self, container_id):
+        """Start the container (moved onto the desktops' network first, if it was made before
+        that network existed). Docker may report the port of a container stopped a moment
+        ago as still taken: this retries for a few seconds. Returns its Container."""
+        if self.network:
+            self.ensure_network()
+            moved = self._move_to_network(container_id)
+            if moved:
+                log.info("moved container %s onto the network %s", moved, self.network)
+        for attempt in range(4):
+            try:
+                self._ask("start", self.client.api.start, container_id)
+                break
+            except _PortTaken as error:
+                if attempt == 3:
+                    raise PortTaken(detail="the port of container %s stays taken: %s"
+                                    % (container_id[:12], error)) from None
+                gevent.sleep(0.5 * (attempt + 1))
+        container = self.inspect(container_id)
+        if container is None:
+            raise EngineRefused(detail="container %s vanished while starting" % container_id[:12])
+        return container
+
+    def stop(self, container_id, timeout=10):
+        with self._translated("stop", gone_is_fine=True):
+            self.client.api.stop(container_id, timeout=timeout)
+
+    def remove(self, container_id):
         try:
-            self.start(container_id)
-        except DesktopError:
-            self.remove(container_id)
-            raise
-        return container_id
+            with self._translated("remove", gone_is_fine=True):
+                self.client.api.remove_container(container_id, force=True)
+        except EngineRefused as error:
+            if "already in progress" not in error.detail:  # 409: removal already under way
+                raise
+
+    def events(self, labels):
+        filters = {"type": ["container"], "label": ["%s=%s" % item for item in labels.items()]}
+        stream = self._ask("stream events", self.client.api.events, decode=True, filters=filters)
+        try:
+            with self._translated("stream events"):
+                for event in stream:
+                    yield event.get("Action") or event.get("status"), event.get("id")
+        except requests.exceptions.RequestException as error:
+            raise EngineUnreachable(detail="the event stream broke: %s" % _reason(error)) from None
+        finally:
+            stream.close()
+
+    # -- homes and files --
 
     @staticmethod
-    def _volume_info(attrs):
-        return VolumeInfo(name=attrs["Name"], labels=dict(attrs.get("Labels") or {}),
-                          created_at=attrs.get("CreatedAt") or "")
+    def _volume(attrs):
+        return Volume(name=attrs["Name"], labels=dict(attrs.get("Labels") or {}),
+                      created_at=attrs.get("CreatedAt") or "")
 
-    def volume(self, name):
-        try:
-            return self._volume_info(self.client.api.inspect_volume(name))
-        except docker.errors.NotFound:
-            return None
-        except UNREACHABLE + (docker.errors.DockerException,) as error:
-            return self._call("inspect a volume", _reraise, error)
+    def home(self, name):
+        with self._translated("inspect a volume", gone_is_fine=True):
+            return self._volume(self.client.api.inspect_volume(name))
+        return None
 
-    def volumes(self, prefix):
+    def homes(self, prefix):
         # The engine's name filter matches anywhere in the name: keep the prefixed ones.
-        answer = self._call("list volumes", self.client.api.volumes, filters={"name": prefix})
-        return sorted((self._volume_info(attrs) for attrs in (answer or {}).get("Volumes") or []
-                       if attrs["Name"].startswith(prefix)), key=lambda info: info.name)
+        answer = self._ask("list volumes", self.client.api.volumes, filters={"name": prefix})
+        return sorted((self._volume(attrs) for attrs in (answer or {}).get("Volumes") or []
+                       if attrs["Name"].startswith(prefix)), key=lambda volume: volume.name)
 
-    def create_volume(self, name, labels):
-        """Create the named volume with `labels`; an existing one is returned unchanged (Docker
-        answers a create of an existing local volume with that volume)."""
-        return self._volume_info(self._call("create a volume", self.client.api.create_volume,
-                                            name=name, labels=labels))
+    def create_home(self, name, labels):
+        # Docker answers a create of an existing local volume with that volume, unchanged.
+        return self._volume(self._ask("create a volume", self.client.api.create_volume,
+                                      name=name, labels=labels))
 
-    def _network(self, name):
-        try:
+    def write_file(self, container_id, path, data, mode=0o644):
+        folder, _, name = path.rstrip("/").rpartition("/")
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.uid, info.gid = len(data), mode, 1000, 1000
+            tar.addfile(info, io.BytesIO(data))
+        if not self._ask("write a file", self.client.api.put_archive, container_id, folder or "/",
+                         archive.getvalue()):
+            raise EngineRefused(detail="Docker did not take the file %s" % path)
+
+    def read_file(self, container_id, path):
+        with self._translated("read a file", gone_is_fine=True):
+            stream, _ = self.client.api.get_archive(container_id, path)
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream)), mode="r") as tar:
+                member = tar.next()
+                if member is None or not member.isfile():
+                    return None
+                return tar.extractfile(member).read()
+        return None
+
+    # -- the desktops' network --
+
+    def _network_attrs(self, name):
+        with self._translated("inspect a network", gone_is_fine=True):
             return self.client.api.inspect_network(name)
-        except docker.errors.NotFound:
-            return None
-        except UNREACHABLE + (docker.errors.DockerException,) as error:
-            return self._call("inspect a network", _reraise, error)
+        return None
 
-    def ensure_network(self, name, labels):
+    def ensure_network(self):
         """Create the desktops' bridge network with inter-container traffic off, unless it
         exists. An existing network is accepted when it is a bridge with that option off,
         labelled ours or not: an operator may have made it with a subnet that does not clash
-        with the school's LAN. One that lets containers talk is refused (DesktopError)."""
+        with the school's LAN. One that lets containers talk is refused (NetworkUnsafe)."""
+        if not self.network:
+            return None
+        name = self.network
         with self.network_lock:
-            attrs = self._network(name)
+            attrs = self._network_attrs(name)
             if attrs is None:
                 try:
-                    self.client.api.create_network(name, driver="bridge", options={ICC_OPTION: "false"},
-                                                   labels=labels, check_duplicate=True)
+                    with self._translated("create a network"):
+                        self.client.api.create_network(name, driver="bridge", options={ICC_OPTION: "false"},
+                                                       labels=self.network_labels, check_duplicate=True)
                     log.info("created the desktops' network %s (bridge, no traffic between containers)",
                              name)
-                except docker.errors.APIError as error:
-                    if error.status_code != 409:  # 409: another process created it meanwhile
-                        self._call("create a network", _reraise, error)
-                except UNREACHABLE + (docker.errors.DockerException,) as error:
-                    self._call("create a network", _reraise, error)
-                attrs = self._network(name) or {}
+                except EngineRefused as error:
+                    if "already exists" not in error.detail:  # another process created it meanwhile
+                        raise
+                attrs = self._network_attrs(name) or {}
         if attrs.get("Driver") != "bridge" or (attrs.get("Options") or {}).get(ICC_OPTION) != "false":
             log.error("the Docker network %s is not a bridge with %s=false, so desktops on it could "
                       "reach each other; no desktop starts on it. Remove it (`docker network rm %s`, "
                       "iservdesk makes it again) or make it yourself with `docker network create -o "
                       "%s=false %s`.", name, ICC_OPTION, name, ICC_OPTION, name)
-            raise DesktopError("The network for desktops is not set up safely. Please tell your IT admin.",
-                               code="network_unsafe")
+            raise NetworkUnsafe(detail="network %s lets containers reach each other" % name)
         return attrs["Id"]
 
-    def move_to_network(self, container_id, network):
-        """Join the stopped container to `network` alone; True when that changed anything."""
+    def _move_to_network(self, container_id):
+        """Join the stopped container to the desktops' network alone; its name when that
+        changed anything, else None."""
         api = self.client.api
-        attrs = self._call("inspect", api.inspect_container, container_id)
+        attrs = self._ask("inspect", api.inspect_container, container_id)
         joined = set(((attrs.get("NetworkSettings") or {}).get("Networks") or {}))
-        for other in sorted(joined - {network}):
-            try:
+        if (attrs.get("State") or {}).get("Running"):
+            return None  # only a stopped container can be moved without cutting its viewers
+        for other in sorted(joined - {self.network}):
+            with self._translated("disconnect from a network", gone_is_fine=True):
                 api.disconnect_container_from_network(container_id, other, force=True)
-            except docker.errors.NotFound:
-                pass  # 404: that network is gone already
-            except UNREACHABLE + (docker.errors.DockerException,) as error:
-                self._call("disconnect from a network", _reraise, error)
-        if network not in joined:
-            self._call("connect to a network", api.connect_container_to_network, container_id, network)
-        return joined != {network}
-
-    def start(self, container_id):
-        self._call("start", self.client.api.start, container_id)
-
-    def stop(self, container_id, timeout=10):
-        try:
-            self.client.api.stop(container_id, timeout=timeout)
-        except docker.errors.NotFound:
-            pass  # gone already: stopped enough
-        except UNREACHABLE + (docker.errors.DockerException,) as error:
-            self._call("stop", _reraise, error)
-
-    def remove(self, container_id):
-        try:
-            self.client.api.remove_container(container_id, force=True)
-        except docker.errors.NotFound:
-            pass  # 404: already removed
-        except docker.errors.APIError as error:
-            if error.status_code != 409:  # 409: removal already in progress
-                self._call("remove", _reraise, error)
-        except UNREACHABLE + (docker.errors.DockerException,) as error:
-            self._call("remove", _reraise, error)
-
-    def events(self, labels, since=None):
-        """Yield (action, container id) for container events carrying all `labels`.
-
-        Blocks between events; ends (or raises DesktopError) when the engine goes away.
-        """
-        filters = {"type": ["container"], "label": ["%s=%s" % item for item in labels.items()]}
-        stream = self._call("stream events", self.client.api.events, decode=True, filters=filters,
-                            since=since)
-        try:
-            for event in stream:
-                yield event.get("Action") or event.get("status"), event.get("id")
-        except UNREACHABLE + (docker.errors.DockerException, requests.exceptions.RequestException) as error:
-            self._call("stream events", _reraise, error)
-        finally:
-            stream.close()
-
-
-def _reraise(error):
-    raise error
+        if self.network not in joined:
+            self._ask("connect to a network", api.connect_container_to_network, container_id, self.network)
+        return attrs["Name"].lstrip("/") if joined != {self.network} else None
 
 
 def _split_image(image):
@@ -333,4 +397,3 @@ def _split_image(image):
     if not name or "/" in tag:
         return image, "latest"
     return name, tag
-

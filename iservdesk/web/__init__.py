@@ -1,17 +1,42 @@
 """The WSGI application: make_app() wires settings, database, engine and identity provider
 into Bottle routes.
 
-Each module here adds its routes with add_routes(app); plugins (one database connection
-per request, one place that renders errors) wrap them all. Collaborators and the clock
-are passed in, so tests run the real app against real parts with a clock they choose.
+make_app() builds one Context (what the routes work with: settings, database, desktops,
+identity provider, clock, open viewers, who is asking) before any route exists, and hands
+it to each module's add_routes(app, context); no module looks anything up by name or
+depends on another having added its routes first. Plugins (one database connection per
+request, one place that renders errors) wrap every route. Collaborators and the clock are
+passed in, so tests run the real app against real parts with a clock they choose.
 """
 
-import bottle
+import dataclasses
+import datetime
+import typing
 
-from .. import db as dbmodule, oidc
+import bottle
+import peewee
+
+from .. import config as configmodule, db as dbmodule, oidc
+from ..desktops.lifecycle import Desktops
 from . import api, auth, desktop, errors, health, metrics, ui
 from .desktop import PROXIED
 from .plugins import DatabasePlugin
+
+# Each adds its routes with add_routes(app, context); none needs another to have run first.
+ROUTE_MODULES = (health, auth, api, desktop, metrics, ui)
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What every route module gets from make_app(), made before any route is added."""
+
+    settings: configmodule.Config
+    database: peewee.Database
+    desktops: Desktops
+    provider: oidc.Provider
+    clock: typing.Callable[[], datetime.datetime]  # returns aware datetimes: "now"
+    viewers: desktop.Viewers  # the session's open desktop WebSockets, closed at sign-out
+    auth: auth.Auth  # who is asking: authenticate(), require_user()
 
 
 # Every answer the portal makes: no framing, no opener relationship with pages from inside
@@ -58,21 +83,16 @@ def with_portal_headers(app, config):
 def make_app(config, db, desktops, provider=None, clock=dbmodule.utcnow):
     """Return the WSGI application: the Bottle app, wrapped in with_portal_headers.
 
-    `db` is an open peewee database, `desktops` a desktops.manager.Desktops, `provider` an
-    oidc.Provider (default: from config), `clock` returns aware datetimes."""
+    `db` is an open peewee database, `desktops` a desktops.lifecycle.Desktops (give it the
+    same clock), `provider` an oidc.Provider (default: one made from config), `clock` a
+    function returning aware datetimes: every "now" of sessions, sign-in and desktop
+    access comes from it."""
+    context = Context(settings=config, database=db, desktops=desktops,
+                      provider=provider or oidc.Provider(config), clock=clock,
+                      viewers=desktop.Viewers(), auth=auth.Auth(config, clock))
     app = bottle.Bottle(catchall=False)
-    app.config["iservdesk.config"] = config
-    app.config["iservdesk.db"] = db
-    app.config["iservdesk.desktops"] = desktops
-    app.config["iservdesk.provider"] = provider or oidc.Provider(config)
-    app.config["iservdesk.clock"] = clock
-    app.config["iservdesk.viewers"] = desktop.Viewers()
     errors.install(app)
     app.install(DatabasePlugin(db))
-    health.add_routes(app)
-    auth.add_routes(app)
-    api.add_routes(app)
-    desktop.add_routes(app)
-    metrics.add_routes(app)
-    ui.add_routes(app)
+    for module in ROUTE_MODULES:
+        module.add_routes(app, context)
     return with_portal_headers(app, config)

@@ -12,8 +12,8 @@ import logging
 import bottle
 
 from .. import db
-from ..desktops.manager import DesktopNotFound
-from ..errors import BadRequest, IServDeskError
+from ..desktops import Status
+from ..errors import BadRequest, DesktopNotFound, TooMany
 from .auth import Forbidden
 
 log = logging.getLogger(__name__)
@@ -42,11 +42,35 @@ class ClosingStream:
                 on_close()
 
 
-def add_routes(app):
-    desktops = app.config["iservdesk.desktops"]
+def desktop_json(view, admin=False):
+    """The API's shape of a desktop (Desktops.view); owners see theirs, admins also whose it
+    is and where it runs. The seed's clients read these names: keep them stable."""
+    data = {
+        "id": view["id"], "name": view["name"], "desktop_type": view["desktop_type"],
+        "status": view["status"], "progress": view["progress"], "message": view["message"],
+        "url": view["url"], "created_at": view["created_at"].isoformat(),
+        "started_at": view["started_at"].isoformat() if view["started_at"] else None,
+        "last_access_at": view["last_access_at"].isoformat() if view["last_access_at"] else None,
+    }
+    if admin:
+        data.update(owner=view["owner"], owner_name=view["owner_name"],
+                    container_id=(view["container_id"] or "")[:12] or None, host_port=view["host_port"])
+    return data
+
+
+def statistics(rows):
+    """The admin panel's figures over the desktops that are not removed."""
+    running = [row for row in rows if row.status == Status.RUNNING]
+    return {"total": len(rows), "running": len(running),
+            "active_users": len({row.user_id for row in running})}
+
+
+def add_routes(app, context):
+    """The /api/ routes. `context`: a web.Context."""
+    desktops = context.desktops
     catalog = desktops.catalog
-    require_user = app.config["iservdesk.require_user"]
-    database = app.config["iservdesk.db"]
+    require_user = context.auth.require_user
+    database = context.database
 
     def param(name):
         """A parameter from the query, a form or a JSON body."""
@@ -77,7 +101,7 @@ def add_routes(app):
             data.update(status="absent", progress=None, message="", url=None, created_at=None,
                         started_at=None, last_access_at=None)
         else:
-            data.update(desktops.to_json(row))
+            data.update(desktop_json(desktops.view(row)))
         return data
 
     @app.post("/api/container/start")
@@ -85,7 +109,7 @@ def add_routes(app):
         identity = require_user()
         desktop_type = desktop_type_for(identity)
         row = desktops.start(identity.user, desktop_type)
-        bottle.response.status = 200 if row.status == "running" else 202
+        bottle.response.status = 200 if row.status == Status.RUNNING else 202
         return entry(identity, desktop_type, row)
 
     @app.get("/api/container/status")
@@ -131,7 +155,7 @@ def add_routes(app):
 
     def admin_row(container):
         """A desktop of ours by container id (12+ characters of it) or desktop name."""
-        query = db.Desktop.select().join(db.User).switch(db.Desktop)
+        query = db.Desktop.select(db.Desktop, db.User).join(db.User)
         row = None
         if len(container) >= 12 and all(c in "0123456789abcdef" for c in container):
             row = query.where(db.Desktop.container_id.startswith(container)).first()
@@ -144,22 +168,22 @@ def add_routes(app):
     @app.get("/api/admin/containers")
     def admin_containers():
         require_admin()
-        rows = (db.Desktop.select(db.Desktop, db.User).join(db.User)
-                .where(db.Desktop.status != "removed").order_by(db.Desktop.name))
-        return {"containers": [desktops.to_json(row, admin=True) for row in rows],
-                "statistics": desktops.statistics()}
+        rows = list(db.Desktop.select(db.Desktop, db.User).join(db.User)
+                    .where(db.Desktop.status != Status.REMOVED).order_by(db.Desktop.name))
+        return {"containers": [desktop_json(desktops.view(row), admin=True) for row in rows],
+                "statistics": statistics(rows)}
 
     @app.post("/api/admin/container/<container>/stop")
     def admin_stop(container):
         identity = require_admin()
         row = desktops.stop(admin_row(container), identity.user.username)
-        return desktops.to_json(row, admin=True)
+        return desktop_json(desktops.view(row), admin=True)
 
     @app.delete("/api/admin/container/<container>/remove")
     def admin_remove(container):
         identity = require_admin()
         row = desktops.remove(admin_row(container), identity.user.username)
-        return desktops.to_json(row, admin=True)
+        return desktop_json(desktops.view(row), admin=True)
 
     @app.post("/api/admin/containers/stop-all")
     def admin_stop_all():
@@ -175,7 +199,7 @@ def add_routes(app):
         """Every home volume with its owner; the kept ones are those no desktop of their owner
         mounts any more (e.g. IServ gave the owner's account name to someone else)."""
         require_admin()
-        return {"homes": desktops.homes()}
+        return {"homes": desktops.homes.listing()}
 
     # -- live events --
 
@@ -186,10 +210,9 @@ def add_routes(app):
         identity = require_user()
         session_hash = identity.session.id_hash
         if streams[session_hash] >= EVENT_STREAMS_PER_SESSION:
-            raise IServDeskError("Too many live views are open in this session. Close some tabs "
-                                 "and reload.", status=429, code="too_many_streams")
+            raise TooMany("Too many live views are open in this session. Close some tabs and reload.",
+                          code="too_many_streams")
         user_id, is_admin = identity.user.id, identity.is_admin
-        key = "admin" if is_admin else "desktop"
         subscription = desktops.bus.subscribe(lambda event: is_admin or event["owner"] == user_id)
         bottle.response.content_type = "text/event-stream"
         bottle.response.set_header("Cache-Control", "no-store")
@@ -202,7 +225,7 @@ def add_routes(app):
                 if event is None:
                     yield ": keepalive\n\n"
                 else:
-                    yield "event: desktop\ndata: %s\n\n" % json.dumps(event[key])
+                    yield "event: desktop\ndata: %s\n\n" % json.dumps(desktop_json(event["view"], admin=is_admin))
 
         def close():
             subscription.close()

@@ -13,7 +13,7 @@ import logging
 import bottle
 
 from .. import db, metrics, oidc, sessions
-from ..errors import IServDeskError
+from ..errors import Forbidden, IServDeskError, Unauthenticated
 from .responses import redirect, web_origin
 
 log = logging.getLogger(__name__)
@@ -23,18 +23,6 @@ LOGIN_TTL = datetime.timedelta(minutes=10)
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # ID-token claims that userinfo must not overwrite when the two are merged.
 PROTECTED_CLAIMS = ("iss", "aud", "azp", "sub", "exp", "iat", "nonce", "auth_time")
-
-
-class Unauthenticated(IServDeskError):
-    status = 401
-    code = "unauthenticated"
-    public_message = "Please sign in."
-
-
-class Forbidden(IServDeskError):
-    status = 403
-    code = "forbidden"
-    public_message = "You are not allowed to do this."
 
 
 @dataclasses.dataclass
@@ -122,44 +110,57 @@ def safe_return_path(value):
     return "/"
 
 
-def add_routes(app):
-    config = app.config["iservdesk.config"]
-    provider = app.config["iservdesk.provider"]
-    clock = app.config["iservdesk.clock"]
-    database = app.config["iservdesk.db"]
-    policy = sessions.Policy.from_config(config)
-    secure = config.public_url.startswith("https://")
-    session_cookie = sessions.cookie_name(secure)
-    login_cookie = sessions.cookie_name(secure, LOGIN_COOKIE)
+class Auth:
+    """Who is asking: the Identity behind the current request, and the rule for requests
+    that need one. make_app() makes it before any route exists, so every route module can
+    use it, whichever adds its routes first."""
 
-    def authenticate():
+    def __init__(self, config, clock):
+        self.config = config
+        self.clock = clock
+        self.policy = sessions.Policy.from_config(config)
+        self.secure = config.public_url.startswith("https://")
+        self.session_cookie = sessions.cookie_name(self.secure)
+
+    def authenticate(self):
         """The Identity of the current request, or None. Cached per request."""
         environ = bottle.request.environ
         if "iservdesk.identity" not in environ:
-            session_id, via_cookie = session_id_from(bottle.request, session_cookie)
+            session_id, via_cookie = session_id_from(bottle.request, self.session_cookie)
             identity = None
-            session = sessions.resolve(session_id, policy, clock()) if session_id else None
+            session = sessions.resolve(session_id, self.policy, self.clock()) if session_id else None
             if session is not None:
                 identity = Identity(session.user, session, session_id, via_cookie,
-                                    policy.is_admin(session.user), policy.is_teacher(session.user))
+                                    self.policy.is_admin(session.user), self.policy.is_teacher(session.user))
             environ["iservdesk.identity"] = identity
         return environ["iservdesk.identity"]
 
-    def require_user():
+    def require_user(self):
         """The Identity, or 401. For cookie-authenticated state changes, also the CSRF token."""
-        identity = authenticate()
+        identity = self.authenticate()
         if identity is None:
             raise Unauthenticated()
         if identity.via_cookie and bottle.request.method not in SAFE_METHODS:
             token = (bottle.request.headers.get("X-CSRF-Token")
                      or bottle.request.forms.get("csrf_token"))
-            if not sessions.csrf_valid(config.secret_key, identity.session_id, token):
+            if not sessions.csrf_valid(self.config.secret_key, identity.session_id, token):
                 raise Forbidden("The request lacks a valid CSRF token. Reload the page and try again.",
                                 code="csrf_failed")
         return identity
 
-    app.config["iservdesk.authenticate"] = authenticate
-    app.config["iservdesk.require_user"] = require_user
+
+def add_routes(app, context):
+    """/login, /authorize, /session, /logout. `context`: a web.Context."""
+    config = context.settings
+    provider = context.provider
+    clock = context.clock
+    database = context.database
+    viewers = context.viewers
+    authenticate, require_user = context.auth.authenticate, context.auth.require_user
+    policy = context.auth.policy
+    secure = context.auth.secure
+    session_cookie = context.auth.session_cookie
+    login_cookie = sessions.cookie_name(secure, LOGIN_COOKIE)
 
     @app.get("/login")
     def login():
@@ -261,7 +262,7 @@ def add_routes(app):
                 db.record("login", actor=user.username, admin=policy.is_admin(user))
                 refused = False
         if previous is not None:
-            app.config["iservdesk.viewers"].close(previous.id_hash)
+            viewers.close(previous.id_hash)
             log.info("%s signed out: a new sign-in in the same browser", previous_user)
         if refused:
             log.warning("sign-in refused for %s: not in ALLOWED_GROUPS", user.username)
@@ -313,7 +314,7 @@ def add_routes(app):
             with db.write(database):
                 sessions.end(identity.session_id)
                 db.record("logout", actor=identity.user.username)
-            app.config["iservdesk.viewers"].close(identity.session.id_hash)
+            viewers.close(identity.session.id_hash)
             log.info("%s signed out", identity.user.username)
             end_session_url = provider.end_session_url(identity.session.id_token, config.public_url + "/")
         bottle.response.add_header("Set-Cookie", cookie_header(session_cookie, "", max_age=0, secure=secure))

@@ -29,7 +29,8 @@ import urllib.parse
 import bottle
 
 from .. import db, metrics, proxy, sessions
-from ..errors import IServDeskError
+from ..desktops import BUSY, Status
+from ..errors import BadGateway, DesktopNotFound, DesktopNotRunning, DesktopUnreachable, NotFound, TooMany
 from . import viewer
 from .auth import Forbidden, Unauthenticated, cross_site
 from .responses import redirect, web_origin
@@ -37,17 +38,19 @@ from .responses import redirect, web_origin
 log = logging.getLogger(__name__)
 
 STATUS_TEXT = {
-    "pulling": ("Dein Desktop wird vorbereitet …", "Your desktop is being prepared …"),
-    "starting": ("Dein Desktop startet …", "Your desktop is starting …"),
-    "new": ("Dein Desktop startet …", "Your desktop is starting …"),
-    "running": ("Dein Desktop antwortet gerade nicht.", "Your desktop is not answering right now."),
-    "stopped": ("Dieser Desktop ist gestoppt.", "This desktop is stopped."),
-    "removed": ("Dieser Desktop ist entfernt. Deine Dateien sind noch da.",
-                "This desktop was removed. Your files are still there."),
-    "error": ("Dieser Desktop konnte nicht starten.", "This desktop could not start."),
+    Status.PULLING: ("Dein Desktop wird vorbereitet …", "Your desktop is being prepared …"),
+    Status.STARTING: ("Dein Desktop startet …", "Your desktop is starting …"),
+    Status.NEW: ("Dein Desktop startet …", "Your desktop is starting …"),
+    Status.RUNNING: ("Dein Desktop antwortet gerade nicht.", "Your desktop is not answering right now."),
+    Status.STOPPED: ("Dieser Desktop ist gestoppt.", "This desktop is stopped."),
+    Status.REMOVED: ("Dieser Desktop ist entfernt. Deine Dateien sind noch da.",
+                     "This desktop was removed. Your files are still there."),
+    Status.ERROR: ("Dieser Desktop konnte nicht starten.", "This desktop could not start."),
 }
 
-BUSY = ("pulling", "starting", "new")
+
+# The status page follows these until the desktop runs.
+STARTING = BUSY | {Status.NEW}
 
 CROSS_SITE_PAGE = """<!doctype html>
 <html lang="de"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
@@ -191,19 +194,20 @@ def confine_location(location, request_path, name, public_url):
                                     parts.query, parts.fragment))
 
 
-def add_routes(app):
-    config = app.config["iservdesk.config"]
-    desktops = app.config["iservdesk.desktops"]
-    authenticate = app.config["iservdesk.authenticate"]
-    clock = app.config["iservdesk.clock"]
-    database = app.config["iservdesk.db"]
-    viewers = app.config["iservdesk.viewers"]
-    policy = sessions.Policy.from_config(config)
+def add_routes(app, context):
+    """/desktop/...: the checks, then the proxy. `context`: a web.Context."""
+    config = context.settings
+    desktops = context.desktops
+    authenticate = context.auth.authenticate
+    clock = context.clock
+    database = context.database
+    viewers = context.viewers
+    policy = context.auth.policy
     own_origin = web_origin(config.public_url)  # for messages; cross_site() compares
 
     def status_page(identity, row, status_code):
         desktop_type = desktops.catalog.types.get(row.desktop_type)
-        text_de, text_en = STATUS_TEXT.get(row.status, STATUS_TEXT["error"])
+        text_de, text_en = STATUS_TEXT.get(row.status, STATUS_TEXT[Status.ERROR])
         progress = desktops.progress.get(row.name)
         bottle.response.status = status_code
         bottle.response.set_header("Cache-Control", "no-store")
@@ -214,8 +218,8 @@ def add_routes(app):
             name=html.escape(desktop_type.name["de"] if desktop_type else row.name),
             text_de=text_de, text_en=text_en, message=html.escape(row.message or ""),
             progress='value="%d"' % progress if progress is not None else "",
-            progress_hidden="" if row.status in BUSY else "hidden",
-            start_hidden="hidden" if row.status in BUSY else "")
+            progress_hidden="" if row.status in STARTING else "hidden",
+            start_hidden="hidden" if row.status in STARTING else "")
 
     def check_viewer(identity, row, rest, websocket):
         """True for the owner. Anyone else who may look (an admin with ADMIN_DESKTOP_ACCESS)
@@ -270,7 +274,7 @@ def add_routes(app):
         # An encoded slash or backslash hides a segment boundary from the browser's CSP
         # path check (e.g. "..%2F"): no desktop needs one.
         if parts is None or "%2f" in raw or "%5c" in raw:
-            raise IServDeskError("Not found.", status=404, code="not_found")
+            raise NotFound()
         name, rest = parts
         if environ.get("HTTP_SERVICE_WORKER"):
             # A service worker registered under a desktop's path would answer later visits
@@ -286,7 +290,7 @@ def add_routes(app):
         row = (db.Desktop.select(db.Desktop, db.User).join(db.User)
                .where(db.Desktop.name == name.lower()).first())
         if row is None:
-            raise IServDeskError("There is no desktop %s." % name[:80], status=404, code="desktop_not_found")
+            raise DesktopNotFound("There is no desktop %s." % name[:80])
         owner = check_viewer(identity, row, rest, websocket)
 
         canonical = "/desktop/%s%s" % (row.name, rest or "/")
@@ -309,16 +313,16 @@ def add_routes(app):
             if path != canonical:
                 redirect(config, canonical + ("?" + query if query else ""), 301)
 
-        running = row.status == "running" and row.container_id and row.host_port
+        running = row.status == Status.RUNNING and row.container_id and row.host_port
         if not running and websocket is not None:
-            raise IServDeskError("The desktop is not running.", status=409, code="desktop_not_running")
+            raise DesktopNotRunning()
         if not owner and websocket is None:
             if not running:
-                raise IServDeskError("This desktop is not running.", status=409, code="desktop_not_running")
+                raise DesktopNotRunning()
             bottle.response.set_header("Cache-Control", "no-store")
             return viewer.page(config, row, row.user.display_name or row.user.username, view_only=False)
         if not running:
-            return status_page(identity, row, 503 if row.status in BUSY else 409)
+            return status_page(identity, row, 503 if row.status in STARTING else 409)
 
         port, secret = row.host_port, row.secret
         desktops.record_access(row, clock())
@@ -326,8 +330,8 @@ def add_routes(app):
             database.close()  # no connection held while bytes flow for hours
         if websocket is not None:
             if viewers.count(identity.session.id_hash) >= WEBSOCKETS_PER_SESSION:
-                raise IServDeskError("Too many desktop connections are open in this session. Close "
-                                     "some tabs and try again.", status=429, code="too_many_websockets")
+                raise TooMany("Too many desktop connections are open in this session. Close some tabs "
+                              "and try again.", code="too_many_websockets")
             return tunnel(websocket, identity, rest, row, port, secret)
         try:
             response = proxy.http_request(environ, rest or "/", port, secret, config.proxy_timeout)
@@ -342,8 +346,8 @@ def add_routes(app):
                 if value is None:
                     response.close()
                     log.warning("desktop %s redirected out of its path; refused", row.name)
-                    raise IServDeskError("The desktop tried to send your browser somewhere else.",
-                                         status=502, code="redirect_refused")
+                    raise BadGateway("The desktop tried to send your browser somewhere else.",
+                                     code="redirect_refused")
             bottle.response.add_header(header, value)
         document = rest != "/" and environ.get("HTTP_SEC_FETCH_DEST", "document") not in SUBRESOURCES
         for header, value in security_headers(config, row.name, document):
@@ -365,12 +369,12 @@ def add_routes(app):
         except (OSError, ssl.SSLError, proxy.UpstreamError) as error:
             log.warning("WebSocket to desktop %s failed: %s", row.name, error)
             desktops.reconcile_soon()
-            raise IServDeskError("The desktop does not answer.", status=502, code="desktop_unreachable")
+            raise DesktopUnreachable()
         if not head.startswith(b"HTTP/1.1 101"):
             upstream.close()
             log.warning("desktop %s refused the WebSocket handshake: %s", row.name,
                         head.split(b"\r\n", 1)[0].decode("latin-1")[:80])
-            raise IServDeskError("The desktop refused the connection.", status=502, code="handshake_refused")
+            raise BadGateway("The desktop refused the connection.", code="handshake_refused")
         client, reader = websocket.take()
         client.sendall(proxy.clean_response_head(head))
         name, user_id = row.name, row.user_id

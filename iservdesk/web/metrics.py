@@ -13,9 +13,11 @@ LOOPBACK = ("127.0.0.1", "::1")
 PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
 
 
-def add_routes(app):
-    config = app.config["iservdesk.config"]
-    desktops = app.config["iservdesk.desktops"]
+def add_routes(app, context):
+    """GET /metrics. `context`: a web.Context."""
+    config = context.settings
+    desktops = context.desktops
+    clock = context.clock
 
     def allowed():
         authorization = bottle.request.headers.get("Authorization", "")
@@ -42,7 +44,7 @@ def add_routes(app):
         for event in query:
             cleanup.inc(event.action, amount=event.n)
         sessions = metrics.Gauge("iservdesk_sessions", "Sessions not yet expired or ended.")
-        sessions.inc(amount=db.Session.select().where(db.Session.expires_at > db.utcnow()).count())
+        sessions.inc(amount=db.Session.select().where(db.Session.expires_at > clock()).count())
         bottle.response.content_type = "text/plain; version=0.0.4; charset=utf-8"
         bottle.response.set_header("Cache-Control", "no-store")
         return metrics.render(metrics.PROCESS_METRICS + (by_state, cleanup, sessions))

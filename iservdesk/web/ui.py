@@ -22,9 +22,10 @@ AUDIT_ROWS = 50
 ONE_YEAR = 365 * 86400
 
 
-def add_routes(app):
-    config = app.config["iservdesk.config"]
-    authenticate = app.config["iservdesk.authenticate"]
+def add_routes(app, context):
+    """The pages, the language switch and static files. `context`: a web.Context."""
+    config = context.settings
+    authenticate = context.auth.authenticate
     host = urllib.parse.urlsplit(config.public_url).netloc
 
     def language():

@@ -1,0 +1,149 @@
+"""The contract between iservdesk and what runs its desktops (an Engine), and the data that
+crosses it. The Docker engine (docker.py) is the first backend; a second one (Docker
+Swarm) is a module beside it, not edits all over the lifecycle.
+
+An engine runs one container per desktop from a DesktopSpec: it fetches the image, picks
+what it needs to publish the container's port (ports, placement), creates and starts it,
+and says at which address the proxy reaches it. It lists and inspects only containers that
+carry the labels it is given, keeps the users' homes, reads and writes files in them, and
+reports changes as events. Every method may raise DesktopError or a subclass (503: the
+engine is unreachable or refuses); none retries by itself unless it says so.
+"""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Container:
+    """A container as the engine reports it."""
+
+    id: str
+    name: str
+    state: str  # Docker's words: created, running, paused, restarting, exited, dead
+    labels: dict
+    host_port: int  # where the proxy reaches port 6901 on 127.0.0.1, or None
+    environment: dict
+
+    @property
+    def running(self):
+        return self.state == "running"
+
+
+@dataclasses.dataclass(frozen=True)
+class DesktopSpec:
+    """What a desktop's container is made from."""
+
+    name: str  # the container's name
+    image: str
+    container_port: int
+    environment: dict  # VNC_PW and VNC_VIEW_ONLY_PW included: secrets, never logged
+    labels: dict
+    home: str  # the home volume, mounted at /home/kasm-user
+    shm_size: str
+    memory: str
+    cpus: float
+    pids: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Volume:
+    name: str
+    labels: dict
+    created_at: str  # as the engine says it (RFC 3339), or ""
+
+
+class Engine:
+    """What the lifecycle, the reconciler and cleanup need from a backend."""
+
+    def ping(self):
+        """The engine's version string; raises EngineUnreachable."""
+        raise NotImplementedError
+
+    def close(self):
+        """Let go of the connections to the engine (at the end of a process)."""
+        raise NotImplementedError
+
+    def list(self, labels):
+        """[Container] of every container, in any state, carrying all `labels`."""
+        raise NotImplementedError
+
+    def inspect(self, container_id):
+        """The Container, or None when it does not exist."""
+        raise NotImplementedError
+
+    def has_image(self, image):
+        raise NotImplementedError
+
+    def pull(self, image, progress):
+        """Fetch `image`, calling progress(percent) (0-100, never falling) as it arrives;
+        blocks cooperatively until done. Raises PullFailed."""
+        raise NotImplementedError
+
+    def reserve(self):
+        """Hold what one more container needs (a host port on Docker; capacity elsewhere), so
+        that a full host answers the click on Start at once; returns a reservation for
+        create() and release(). Raises NoFreePort."""
+        raise NotImplementedError
+
+    def release(self, reservation):
+        """Give back a reservation (None is fine); idempotent."""
+        raise NotImplementedError
+
+    def create(self, spec, reservation=None):
+        """Create and start a container from a DesktopSpec, using `reservation` first;
+        returns its Container.
+
+        Raises ContainerExists (a container of that name exists: the caller decides
+        whether it may adopt it), NoFreePort, DesktopError. A container created but not
+        started is removed again, so a failed start leaves nothing behind.
+        """
+        raise NotImplementedError
+
+    def start(self, container_id):
+        """Start a stopped container again; returns its Container (its address may have
+        changed). Raises DesktopError."""
+        raise NotImplementedError
+
+    def stop(self, container_id, timeout=10):
+        """Stop; a missing container counts as stopped. Idempotent."""
+        raise NotImplementedError
+
+    def remove(self, container_id):
+        """Remove (the home stays); missing or already-being-removed counts as done. Idempotent."""
+        raise NotImplementedError
+
+    def events(self, labels):
+        """Yield (action, container id) for events of containers carrying `labels`; blocks,
+        ends or raises DesktopError when the engine goes away."""
+        raise NotImplementedError
+
+    def home(self, name):
+        """The home Volume called `name`, or None."""
+        raise NotImplementedError
+
+    def homes(self, prefix):
+        """[Volume] of every home whose name starts with `prefix`, by name."""
+        raise NotImplementedError
+
+    def create_home(self, name, labels):
+        """Create the home `name` with `labels`; an existing one is returned unchanged."""
+        raise NotImplementedError
+
+    def write_file(self, container_id, path, data, mode=0o644):
+        """Write `data` (bytes) to the absolute `path` in the container's file system, as
+        the desktop's user (uid 1000). Works on stopped containers too."""
+        raise NotImplementedError
+
+    def read_file(self, container_id, path):
+        """The bytes of the file at the absolute `path` in the container, or None when there
+        is no such file. Works on stopped containers too."""
+        raise NotImplementedError
+
+
+class ContainerExists(Exception):
+    """create(): a container of the spec's name exists already (another start won the race,
+    or it was made outside this process). Not an HTTP error: the caller resolves it."""
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.name = name
