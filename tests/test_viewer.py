@@ -36,7 +36,7 @@ from browser import browser_sign_in
 from conftest import ROOT, wait_for
 from flows import Client, wait_status
 from proxying import point_at, row_of
-from upstream import self_signed
+from upstream import read_head, self_signed
 
 from iservdesk import db
 from iservdesk.web import i18n, viewer
@@ -386,15 +386,10 @@ class KasmVNCDialect:
         try:
             with self.context.wrap_socket(raw, server_side=True) as tls:
                 tls.settimeout(60)
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    chunk = tls.recv(4096)
-                    if not chunk:
-                        return
-                    head += chunk
-                lines = head.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
-                fields = {key.strip().lower(): value.strip()
-                          for key, _, value in (line.partition(":") for line in lines[1:])}
+                request = read_head(tls)
+                if request is None:
+                    return
+                _, fields, _ = request
                 if fields.get("authorization") != self.expected_auth:
                     self.errors.append("Basic auth %r" % fields.get("authorization"))
                     tls.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")

@@ -22,6 +22,26 @@ def _dechunk(data):
         position = line_end + 2 + size + 2
 
 
+def header_fields(head):
+    """{lower-case name: value} of a request head (text)."""
+    return {name.strip().lower(): value.strip() for name, _, value in
+            (line.partition(":") for line in head.split("\r\n")[1:])}
+
+
+def read_head(tls):
+    """(head text, its header_fields, bytes read past it) of the request on `tls`, or None
+    when the peer closes first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = tls.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    text = head.decode("latin-1")
+    return text, header_fields(text), rest
+
+
 class Upstream:
     """Serves one request per connection. `answer(request_head, body) -> bytes` makes the
     response; every request head and body is kept in `requests`."""
@@ -52,19 +72,12 @@ class Upstream:
         try:
             with self.context.wrap_socket(raw, server_side=True) as tls:
                 tls.settimeout(30)
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = tls.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                head, _, first = data.partition(b"\r\n\r\n")
-                fields = {}
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    fields[name.strip().lower()] = value.strip()
+                request = read_head(tls)
+                if request is None:
+                    return
+                head, fields, first = request
                 body = bytearray(first)
-                if b"chunked" in fields.get(b"transfer-encoding", b""):
+                if "chunked" in fields.get("transfer-encoding", ""):
                     while not body.endswith(b"0\r\n\r\n"):
                         chunk = tls.recv(65536)
                         if not chunk:
@@ -72,15 +85,15 @@ class Upstream:
                         body += chunk
                     body = _dechunk(bytes(body))
                 else:
-                    length = int(fields.get(b"content-length", b"0"))
+                    length = int(fields.get("content-length", "0"))
                     while len(body) < length:
                         chunk = tls.recv(1 << 20)
                         if not chunk:
                             break
                         body += chunk
                     body = bytes(body)
-                self.requests.append((head.decode("latin-1"), body))
-                response = self.answer(head.decode("latin-1"), body)
+                self.requests.append((head, body))
+                response = self.answer(head, body)
                 if isinstance(response, (bytes, bytearray)):
                     tls.sendall(response)
                 else:
@@ -91,9 +104,7 @@ class Upstream:
 
     def headers(self, index=-1):
         """{lower-case name: value} of a received request."""
-        lines = self.requests[index][0].split("\r\n")[1:]
-        return {name.strip().lower(): value.strip() for name, _, value in
-                (line.partition(":") for line in lines)}
+        return header_fields(self.requests[index][0])
 
     def close(self):
         self.listener.close()
