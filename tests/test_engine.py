@@ -14,7 +14,7 @@ from iservdesk.desktops import Status
 from iservdesk.desktops.docker import DockerEngine
 from iservdesk.desktops.engine import Container, ContainerExists, DesktopSpec
 from iservdesk.desktops.reconcile import plan
-from iservdesk.errors import NoFreePort
+from iservdesk.errors import DesktopUnreachable, NoFreePort
 from upstream import Upstream
 
 NOW = datetime.datetime(2026, 12, 1, 8, 0, tzinfo=datetime.timezone.utc)
@@ -80,12 +80,14 @@ def test_a_full_port_range_is_refused_at_once_by_reserve(docker_client):
     full.close()
 
 
-def test_a_screenshot_comes_through_the_proxys_tls_client_with_the_owners_credentials():
+def test_a_screenshot_comes_through_the_proxys_tls_client_with_the_owners_credentials(engine):
     jpeg = b"\xff\xd8\xff\xe0" + b"x" * 1000 + b"\xff\xd9"
     upstream = Upstream(lambda head, body: b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: %d"
                                            b"\r\n\r\n%s" % (len(jpeg), jpeg))
+    desktop = Container(id="x", name="stand-in", state="running", labels={}, host_port=upstream.port,
+                        environment={})
     try:
-        assert proxy.screenshot(upstream.port, "s3cret", 320, 180) == jpeg
+        assert engine.screenshot(desktop, "s3cret", 320, 180) == jpeg
         assert upstream.requests[-1][0].startswith("GET /api/get_screenshot?width=320&height=180 HTTP/1.1")
         assert upstream.headers()["authorization"] == "Basic a2FzbV91c2VyOnMzY3JldA=="
     finally:
@@ -94,6 +96,8 @@ def test_a_screenshot_comes_through_the_proxys_tls_client_with_the_owners_creden
     try:
         with pytest.raises(proxy.UpstreamError):
             proxy.screenshot(refusing.port, "wrong", 320, 180)
+        with pytest.raises(DesktopUnreachable):
+            engine.screenshot(dataclasses.replace(desktop, host_port=refusing.port), "wrong", 320, 180)
     finally:
         refusing.close()
 

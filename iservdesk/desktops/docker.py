@@ -24,7 +24,8 @@ import docker.errors
 import gevent
 import requests.exceptions
 
-from ..errors import (DesktopError, EngineRefused, EngineUnreachable, NetworkUnsafe, NoFreePort, PortTaken,
+from .. import proxy
+from ..errors import (DesktopError, DesktopUnreachable, EngineRefused, EngineUnreachable, NetworkUnsafe, NoFreePort, PortTaken,
                       PullFailed)
 from .engine import Container, ContainerExists, Engine, Volume
 from .ports import PortPool
@@ -338,6 +339,12 @@ class DockerEngine(Engine):
                     return None
                 return tar.extractfile(member).read()
         return None
+
+    def screenshot(self, container, secret, width, height):
+        try:
+            return proxy.screenshot(container.host_port, secret, width, height)
+        except proxy.UpstreamError as error:
+            raise DesktopUnreachable(detail="desktop container %s: %s" % (container.name, error)) from None
 
     # -- the desktops' network --
 

@@ -129,6 +129,11 @@ class Engine:
         """Create the home `name` with `labels`; an existing one is returned unchanged."""
         raise NotImplementedError
 
+    def screenshot(self, container, secret, width, height):
+        """A JPEG of the desktop's screen scaled to fit width x height, fetched with the
+        owner's `secret` from where the proxy reaches the desktop. Raises DesktopUnreachable."""
+        raise NotImplementedError
+
     def write_file(self, container_id, path, data, mode=0o644):
         """Write `data` (bytes) to the absolute `path` in the container's file system, as
         the desktop's user (uid 1000). Works on stopped containers too."""
