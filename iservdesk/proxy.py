@@ -397,8 +397,10 @@ def relay(client, client_reader, upstream, pending, beat, every=60):
                 except (OSError, ValueError):
                     pass
 
-    if pending:
+    if pending:  # read with the 101 head (often the RFB banner): counted like the rest
         send_all(client, pending)
+        state["bytes"] += len(pending)
+        metrics.PROXY_BYTES.inc("to_browser", amount=len(pending))
     downstream = gevent.spawn(pump, upstream.recv_view, lambda view: send_shared(client, view), "to_browser")
     upstream_pump = gevent.spawn(pump, lambda: client_reader.read1(CHUNK), upstream.sendall, "to_desktop")
 
