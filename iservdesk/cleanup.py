@@ -232,6 +232,7 @@ def remove_if_stopped(desktops, row, now, after, dry_run=False):
         desktops.engine.remove(container.id)
         _write(desktops, now, fresh, "removed", {"container_id": container.id}, {
             "status": Status.REMOVED, "container_id": None, "host_port": None, "secret": None,
+            "view_secret": None,
             "message": "Removed after %s unused; your files are kept. Starting it again sets up a "
                        "fresh desktop." % human_duration(after)})
         with db.write(desktops.database):

@@ -189,6 +189,17 @@ def parse_positive_int(value):
     return number
 
 
+def parse_desktop_access(value):
+    """ADMIN_DESKTOP_ACCESS: "off", "view" or "full" (true and false mean full and off)."""
+    lowered = value.strip().lower()
+    if lowered in ("view", "full", "off"):
+        return lowered
+    try:
+        return "full" if parse_bool(lowered) else "off"
+    except ValueError:
+        raise ValueError("expected off, view or full") from None
+
+
 def parse_bool(value):
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -274,9 +285,11 @@ SCHEMA = (
     Setting("CONTAINER_PREFIX", "iservdesk", parse_prefix,
             "Start of container and home-volume names (<prefix>-<user>-<type>); change it only "
             "to run a second installation on the same Docker engine."),
-    Setting("ADMIN_DESKTOP_ACCESS", "false", parse_bool,
-            "Let admins open other people's desktops (each entry is written to the audit log). "
-            "Off: only the owner gets in."),
+    Setting("ADMIN_DESKTOP_ACCESS", "off", parse_desktop_access,
+            "Whether admins may look at other people's desktops, always through the portal's own "
+            "viewer and written to the audit log: off (only the owner gets in), view (watch only: "
+            "the desktop itself refuses their keyboard and mouse) or full (take over, to help). "
+            "true and false mean full and off."),
     Setting("DESKTOP_READY_TIMEOUT", "180", parse_duration_seconds,
             "How long a new desktop may take until its port 6901 answers before it counts as "
             "failed. " + DURATION_HELP),

@@ -162,6 +162,8 @@ class Desktop(BaseModel):
     # The Docker volume mounted as home, once chosen for this row's owner (Desktops.home_volume):
     # homes belong to a person (the volume's owner label), not to a name.
     home_volume = peewee.TextField(null=True)
+    # The container's VNC_VIEW_ONLY_PW (KasmVNC's kasm_viewer): for watching, never sent to a browser.
+    view_secret = peewee.TextField(null=True)
 
     class Meta:
         table_name = "desktops"
@@ -273,6 +275,10 @@ MIGRATIONS = (
     # container they get, by the rules in Desktops.home_volume.
     ("which home volume a desktop mounts", """
         ALTER TABLE desktops ADD COLUMN home_volume TEXT;
+    """),
+    # Containers of older releases keep NULL: they can be watched after their next new container.
+    ("the view-only secret of a desktop", """
+        ALTER TABLE desktops ADD COLUMN view_secret TEXT;
     """),
 )
 

@@ -325,10 +325,11 @@ class _PipeReader(io.RawIOBase):
 
 # -- WebSocket --
 
-def websocket_handshake(environ, rest, secret):
+def websocket_handshake(environ, rest, secret, user="kasm_user"):
     """The browser's handshake, re-spelled for the upstream: request line, then every
     header the browser sent except credentials and X-Forwarded-*, with Connection and
-    Upgrade kept (they are the handshake) and Host/Connection in KasmVNC's spelling."""
+    Upgrade kept (they are the handshake) and Host/Connection in KasmVNC's spelling, plus
+    Basic auth as `user` (kasm_user: full control; kasm_viewer: the desktop refuses input)."""
     lines = ["GET %s HTTP/1.1" % upstream_target(rest, environ.get("QUERY_STRING", ""))]
     for key, value in environ.items():
         if not key.startswith("HTTP_"):
@@ -337,7 +338,7 @@ def websocket_handshake(environ, rest, secret):
         if name.lower() in REQUEST_DROP:
             continue
         lines.append("%s: %s" % (name, value))
-    token = base64.b64encode(("kasm_user:" + secret).encode()).decode()
+    token = base64.b64encode(("%s:%s" % (user, secret)).encode()).decode()
     lines.append("Authorization: Basic " + token)
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 

@@ -66,6 +66,15 @@ def test_bad_port_range_is_refused(tmp_path, value):
     assert error_of(tmp_path, HOST_PORT_RANGE=value).startswith("HOST_PORT_RANGE: %r is not valid" % value)
 
 
+@pytest.mark.parametrize("value,access", [
+    ("off", "off"), ("view", "view"), ("full", "full"), ("true", "full"), ("false", "off"), (" View ", "view")])
+def test_admin_desktop_access_is_off_view_or_full(tmp_path, value, access):
+    assert load(tmp_path, ADMIN_DESKTOP_ACCESS=value).admin_desktop_access == access
+    assert load(tmp_path).admin_desktop_access == "off"
+    assert error_of(tmp_path, ADMIN_DESKTOP_ACCESS="watch") == (
+        "ADMIN_DESKTOP_ACCESS: 'watch' is not valid: expected off, view or full")
+
+
 @pytest.mark.parametrize("name,value", [
     ("LISTEN", "8080"), ("LISTEN", "example.com:80"), ("PUBLIC_URL", "desk.example"),
     ("DATABASE_URI", "postgres://x/y"), ("KASM_CONTAINER_PORT", "http"), ("LOG_LEVEL", "loud"),

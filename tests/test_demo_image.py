@@ -12,6 +12,7 @@ import urllib3
 import websocket
 
 from conftest import free_port, wait_for
+from rfb import Rfb
 
 # The image makes a new self-signed certificate at every start: there is nothing to pin.
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -147,57 +148,6 @@ def steady_screenshot(url, password):
             time.sleep(0.5)
         return same and answer.content
     return wait_for(steady, 30, "a steady screen")
-
-
-class Rfb:
-    """A minimal RFB 3.8 client over the desktop's WebSocket, security type None."""
-
-    def __init__(self, url, user, password):
-        token = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
-        self.ws = websocket.create_connection(
-            url.replace("https://", "wss://") + "/websockify", subprotocols=["binary"],
-            header=["Authorization: Basic " + token], origin=url,
-            sslopt={"cert_reqs": ssl.CERT_NONE}, timeout=10)
-        self.buffer = b""
-        assert self.read(12).startswith(b"RFB 003.")
-        self.ws.send_binary(b"RFB 003.008\n")
-        types = self.read(self.read(1)[0])
-        assert 1 in types, types
-        self.ws.send_binary(b"\x01")
-        assert self.read(4) == b"\0\0\0\0"
-        self.ws.send_binary(b"\x01")  # ClientInit: shared
-        self.width, self.height = struct.unpack(">HH", self.read(4))
-        self.read(16)
-        self.read(struct.unpack(">I", self.read(4))[0])
-        self.ws.send_binary(struct.pack(">BBHi", 2, 0, 1, 0))  # SetEncodings: Raw only
-
-    def read(self, size):
-        while len(self.buffer) < size:
-            self.buffer += self.ws.recv()
-        data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
-
-    def framebuffer_update(self):
-        """Ask for the whole screen; check and return the first rectangle's header."""
-        self.ws.send_binary(struct.pack(">BBHHHH", 3, 0, 0, 0, self.width, self.height))
-        kind, _, rectangles = struct.unpack(">BBH", self.read(4))
-        assert kind == 0 and rectangles >= 1, (kind, rectangles)
-        x, y, w, h, encoding = struct.unpack(">HHHHi", self.read(12))
-        assert 0 < w and 0 < h and x + w <= self.width and y + h <= self.height
-        self.ws.close()  # the rest of the picture is of no interest
-        return x, y, w, h, encoding
-
-    def type_and_click(self):
-        """Type into the xterm (pointer over it) and hold the left button on the background
-        (twm's menu opens and stays while the button is down), plus a clipboard message."""
-        messages = [struct.pack(">BBHH", 5, 0, 200, 150)]
-        for keysym in b"xyz" + b"\r":
-            keysym = 0xFF0D if keysym == 13 else keysym
-            messages += [struct.pack(">BBxxI", 4, 1, keysym), struct.pack(">BBxxI", 4, 0, keysym)]
-        messages += [struct.pack(">BBHH", 5, 0, 1200, 700), struct.pack(">BBHH", 5, 1, 1200, 700)]
-        messages.append(struct.pack(">BxxxI", 6, 5) + b"typed")
-        for message in messages:
-            self.ws.send_binary(message)
 
 
 def test_owner_gets_a_screenshot_scaled_to_fit(containers, demo_image):

@@ -182,6 +182,16 @@ def test_admins_stay_out_unless_the_setting_lets_them_look_through_the_viewer_wi
     assert portal.signed_in("ben").get("/desktop/anna.schmidt-tiny/").status == 403
 
 
+def test_admins_who_may_only_watch_get_the_view_only_viewer(web):
+    portal = web(ADMIN_DESKTOP_ACCESS="view")
+    portal.desktop("anna.schmidt", "tiny", "running")
+    admin = portal.signed_in("admin")
+    page = admin.get("/desktop/anna.schmidt-tiny/")
+    assert page.status == 200 and 'data-view-only="true"' in page.text
+    assert admin.get("/desktop/anna.schmidt-tiny/vnc.html").status == 403
+    assert "(view only)" in portal.log()
+
+
 def test_requests_with_the_cookie_from_other_sites_are_refused(web):
     portal = web()
     portal.desktop("anna.schmidt", "tiny", "stopped")

@@ -219,7 +219,7 @@ class Desktops:
         except PortTaken:
             log.warning("the port of %s stays taken; replacing its container", row.name)
             self.engine.remove(container.id)
-            self._set(row, container_id=None, host_port=None)
+            self._set(row, container_id=None, host_port=None, secret=None, view_secret=None)
             return self._create(row, desktop_type)
 
     def _create(self, row, desktop_type, reservation=None):
@@ -241,12 +241,12 @@ class Desktops:
             self.progress.pop(row.name, None)
             self._set(row, status=Status.STARTING)
         secret = self.config.vnc_password or secrets.token_urlsafe(24)
+        view_secret = secrets.token_urlsafe(24)
         labels = {**self.labels, OWNER: row.user.uuid, USER: row.user.username,
                   TYPE: desktop_type.slug, DESKTOP: row.name}
         spec = DesktopSpec(
             name=self.container_name(row.name), image=image, container_port=self.config.kasm_container_port,
-            environment={**desktop_type.environment, "VNC_PW": secret,
-                         "VNC_VIEW_ONLY_PW": secrets.token_urlsafe(24)},
+            environment={**desktop_type.environment, "VNC_PW": secret, "VNC_VIEW_ONLY_PW": view_secret},
             labels=labels, home=self.homes.choose(row, labels), shm_size=desktop_type.shm_size,
             memory=desktop_type.memory, cpus=desktop_type.cpus, pids=desktop_type.pids)
         try:
@@ -260,9 +260,11 @@ class Desktops:
                             container.labels.get(OWNER) if container else "not iservdesk", row.user.uuid)
                 raise ContainerTaken(detail="container %s is not desktop %s's" % (spec.name, row.name)) from None
             self._set(row, container_id=container.id, host_port=container.host_port,
-                      secret=container.environment.get("VNC_PW") or row.secret)
+                      secret=container.environment.get("VNC_PW") or row.secret,
+                      view_secret=container.environment.get("VNC_VIEW_ONLY_PW"))
             return container if container.running else self.engine.start(container.id)
-        self._set(row, container_id=container.id, host_port=container.host_port, secret=secret)
+        self._set(row, container_id=container.id, host_port=container.host_port, secret=secret,
+                  view_secret=view_secret)
         log.info("created container %s for %s", spec.name, row.user.username)
         return container
 
@@ -305,7 +307,8 @@ class Desktops:
             self._cancel_job(row.name)
             if row.container_id:
                 self.engine.remove(row.container_id)
-            self._set(row, status=Status.REMOVED, message="", container_id=None, host_port=None, secret=None)
+            self._set(row, status=Status.REMOVED, message="", container_id=None, host_port=None, secret=None,
+                      view_secret=None)
             with db.write(self.database):
                 db.record("desktop.remove", actor=actor, target=row.name)
             log.info("%s removed desktop %s (home volume kept)", actor, row.name)

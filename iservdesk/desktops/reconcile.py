@@ -76,7 +76,8 @@ def plan(rows, containers, busy, types, users, now):
             continue
         known.add(row.container_id)
         container = by_id.get(row.container_id)
-        gone = {"status": Status.REMOVED, "container_id": None, "host_port": None, "secret": None}
+        gone = {"status": Status.REMOVED, "container_id": None, "host_port": None, "secret": None,
+                "view_secret": None}
         if container is not None and not owned_by(container, row.user):
             # Linked by an older release that adopted by name: let go of it, leave it alone.
             repairs.append(Repair(row.name, "let go of another person's container %s" % container.name,
@@ -205,6 +206,7 @@ def _with_secret(engine, repair, now):
     if container is None:
         return None
     fields = {**repair.fields, "secret": container.environment.get("VNC_PW"),
+              "view_secret": container.environment.get("VNC_VIEW_ONLY_PW"),
               "host_port": container.host_port,
               "status": Status.RUNNING if container.running else Status.STOPPED}
     if not container.running:

@@ -10,7 +10,8 @@ the user-writable Downloads/ from the web root). So, in layers:
 - only the session cookie opens a desktop (web/auth.py), and only from the portal's own
   origin (Fetch Metadata, else Origin/Referer for writes);
 - only the owner gets the desktop's pages; an admin with ADMIN_DESKTOP_ACCESS gets the
-  portal's own viewer (web/viewer.py) and the WebSocket behind it, nothing else;
+  portal's own viewer (web/viewer.py) and the WebSocket behind it, nothing else, as
+  KasmVNC's view-only user when the setting says "view";
 - every page other than the desktop client's entry page is sandboxed (an opaque origin:
   it reads no portal answer, and SameSite cookies stay behind), and all of the desktop's
   answers get a policy confining fetches, frames and forms to its own path;
@@ -85,6 +86,9 @@ SUBRESOURCES = frozenset({"script", "style", "image", "font", "worker", "sharedw
 SANDBOX = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
 # A session's open WebSockets to desktops: a person has a few tabs; more is a runaway page.
 WEBSOCKETS_PER_SESSION = 8
+# Who looks at a desktop: its owner, or someone else through the portal's viewer with full
+# control or view only (ADMIN_DESKTOP_ACCESS's values).
+OWNER, FULL, VIEW = "owner", "full", "view"
 # WSGI environ key: set when the answer is a desktop's, so that with_portal_headers (web/
 # __init__.py) leaves its headers alone; every other answer under /desktop/ is the portal's.
 PROXIED = "iservdesk.proxied"
@@ -221,25 +225,29 @@ def add_routes(app, context):
             progress_hidden="" if row.status in STARTING else "hidden",
             start_hidden="hidden" if row.status in STARTING else "")
 
-    def check_viewer(identity, row, rest, websocket):
-        """True for the owner. Anyone else who may look (an admin with ADMIN_DESKTOP_ACCESS)
-        gets False for the portal's viewer page and the WebSocket it opens (audited), and
-        403 for everything else: the pages a desktop serves are its user's to control."""
+    def access_of(identity, row, rest, websocket):
+        """OWNER for the owner. Anyone else who may look (an admin, by ADMIN_DESKTOP_ACCESS)
+        gets FULL or VIEW for the portal's viewer page and the WebSocket it opens (audited),
+        and 403 for everything else: the pages a desktop serves are its user's to control."""
         if identity.user.id == row.user_id:
-            return True
-        if not (identity.is_admin and config.admin_desktop_access):
+            return OWNER
+        access = config.admin_desktop_access if identity.is_admin else "off"
+        if access == "off":
             raise Forbidden("This desktop belongs to someone else.", code="not_owner")
         viewing = (rest == "/websockify" if websocket is not None
                    else rest in ("", "/") and bottle.request.method in ("GET", "HEAD"))
         if not viewing:
             raise Forbidden("You see this desktop through the portal's viewer only.", code="viewer_only")
+        if access == VIEW and websocket is not None and not row.view_secret:
+            raise DesktopNotRunning("This desktop was started before it could be watched; it can be "
+                                    "once it has been removed and started again.", code="not_watchable")
         if rest:
             with db.write(database):
                 db.record("desktop.admin-access", actor=identity.user.username, target=row.name,
-                          what="viewer" if websocket is not None else "page")
-            log.warning("admin %s looks at the desktop %s of %s", identity.user.username, row.name,
-                        row.user.username)
-        return False
+                          what="viewer" if websocket is not None else "page", access=access)
+            log.warning("admin %s looks at the desktop %s of %s (%s)", identity.user.username, row.name,
+                        row.user.username, "view only" if access == VIEW else "full control")
+        return access
 
     def refuse_cross_site(environ, websocket, name):
         """403 unless the request comes from the portal's own origin (or is a navigation the
@@ -291,7 +299,8 @@ def add_routes(app, context):
                .where(db.Desktop.name == name.lower()).first())
         if row is None:
             raise DesktopNotFound("There is no desktop %s." % name[:80])
-        owner = check_viewer(identity, row, rest, websocket)
+        access = access_of(identity, row, rest, websocket)
+        owner = access == OWNER
 
         canonical = "/desktop/%s%s" % (row.name, rest or "/")
         if websocket is None and bottle.request.method in ("GET", "HEAD"):
@@ -320,11 +329,16 @@ def add_routes(app, context):
             if not running:
                 raise DesktopNotRunning()
             bottle.response.set_header("Cache-Control", "no-store")
-            return viewer.page(config, row, row.user.display_name or row.user.username, view_only=False)
+            return viewer.page(config, row, row.user.display_name or row.user.username,
+                               view_only=access == VIEW)
         if not running:
             return status_page(identity, row, 503 if row.status in STARTING else 409)
 
         port, secret = row.host_port, row.secret
+        # Watching uses KasmVNC's view-only user: the desktop itself refuses the input.
+        user = "kasm_user"
+        if access == VIEW:
+            user, secret = "kasm_viewer", row.view_secret
         desktops.record_access(row, clock())
         if not database.is_closed():
             database.close()  # no connection held while bytes flow for hours
@@ -332,7 +346,7 @@ def add_routes(app, context):
             if viewers.count(identity.session.id_hash) >= WEBSOCKETS_PER_SESSION:
                 raise TooMany("Too many desktop connections are open in this session. Close some tabs "
                               "and try again.", code="too_many_websockets")
-            return tunnel(websocket, identity, rest, row, port, secret)
+            return tunnel(websocket, identity, rest, row, port, secret, user)
         try:
             response = proxy.http_request(environ, rest or "/", port, secret, config.proxy_timeout)
         except proxy.UpstreamError as error:
@@ -361,10 +375,10 @@ def add_routes(app, context):
         environ[PROXIED] = True
         return response
 
-    def tunnel(websocket, identity, rest, row, port, secret):
+    def tunnel(websocket, identity, rest, row, port, secret, user):
         try:
             upstream = proxy.TLSPipe.connect(port)
-            upstream.sendall(proxy.websocket_handshake(bottle.request.environ, rest or "/", secret))
+            upstream.sendall(proxy.websocket_handshake(bottle.request.environ, rest or "/", secret, user))
             head, pending = proxy.read_head(upstream)
         except (OSError, ssl.SSLError, proxy.UpstreamError) as error:
             log.warning("WebSocket to desktop %s failed: %s", row.name, error)

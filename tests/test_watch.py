@@ -1,0 +1,58 @@
+"""Watching a desktop (ADMIN_DESKTOP_ACCESS=view; the classroom's "Watch" builds on it): the
+portal's viewer over KasmVNC's view-only user, so the desktop itself refuses the watcher's
+keyboard and mouse. Real portal, real demo desktop (which enforces view-only like KasmVNC)."""
+
+import websocket
+
+from conftest import container_of, wait_for
+from flows import Client
+from proxying import database, open_ws, row_of
+from rfb import Rfb
+
+
+def exists(container, path):
+    return container.exec_run(["test", "-e", path]).exit_code == 0
+
+
+def test_a_watching_admin_reaches_the_desktop_as_its_viewer_and_its_typing_changes_nothing(
+        running, docker_client, tmp_path):
+    portal, anna, row = running(slug="demo", ADMIN_DESKTOP_ACCESS="view")
+    assert row["view_secret"] and row["view_secret"] != row["secret"]
+    admin = Client(portal.url, "admin")
+    page = admin.get("/desktop/anna.schmidt-demo/")
+    assert page.status_code == 200 and 'data-view-only="true"' in page.text
+    assert admin.get("/desktop/anna.schmidt-demo/vnc.html").status_code == 403
+    container = container_of(docker_client, portal, "anna.schmidt-demo")
+    wait_for(lambda: exists(container, "/tmp/.X11-unix/X1"), 20, "the demo desktop's X server")
+
+    watcher = wait_for(lambda: Rfb.over(open_ws(portal, "anna.schmidt-demo", admin.session_id)), 20,
+                       "the watcher's RFB session")
+    watcher.type_text("touch /tmp/typed-by-the-watcher\n")
+    # The owner types after the watcher: once the owner's line has run, the watcher's would
+    # have run before it, had it reached the desktop.
+    owner = Rfb.over(open_ws(portal, "anna.schmidt-demo", anna.session_id))
+    owner.type_text("touch /tmp/typed-by-the-owner\n")
+    wait_for(lambda: exists(container, "/tmp/typed-by-the-owner"), 20, "the owner's typing to reach the desktop")
+    assert not exists(container, "/tmp/typed-by-the-watcher")
+    watcher.ws.close()
+    owner.ws.close()
+
+    con = database(tmp_path)
+    entries = con.execute("SELECT actor, target, detail FROM events WHERE action = 'desktop.admin-access'"
+                          ).fetchall()
+    con.close()
+    assert {(actor, target) for actor, target, _ in entries} == {("admin", "anna.schmidt-demo")}
+    assert all('"view"' in details for _, _, details in entries), entries
+    assert "admin admin looks at the desktop anna.schmidt-demo of anna.schmidt (view only)" in portal.log()
+
+    # A container of a release that did not keep the view-only secret cannot be watched
+    # (the portal never falls back to the owner's credentials).
+    con = database(tmp_path)
+    con.execute("UPDATE desktops SET view_secret = NULL WHERE name = 'anna.schmidt-demo'")
+    con.close()
+    try:
+        open_ws(portal, "anna.schmidt-demo", admin.session_id).close()
+        raise AssertionError("an old desktop was watched without its view-only secret")
+    except websocket.WebSocketBadStatusException as refused:
+        assert refused.status_code == 409
+    assert row_of(tmp_path, "anna.schmidt-demo")["status"] == "running"
