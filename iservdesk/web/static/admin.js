@@ -15,6 +15,16 @@
     return td;
   }
 
+  // One row across the table that says it has nothing to show.
+  function emptyRow(tbody, key, columns) {
+    var tr = document.createElement("tr");
+    var td = cell(d.t(key));
+    td.colSpan = columns;
+    tr.appendChild(td);
+    tbody.appendChild(tr);
+  }
+
+
   function render() {
     var needle = filter.value.trim().toLowerCase();
     body.replaceChildren();
@@ -47,11 +57,7 @@
       body.appendChild(tr);
     });
     if (!shown.length) {
-      var tr = document.createElement("tr");
-      var td = cell(d.t("admin.empty"));
-      td.colSpan = 7;
-      tr.appendChild(td);
-      body.appendChild(tr);
+      emptyRow(body, "admin.empty", 7);
     }
   }
 
@@ -88,11 +94,7 @@
       homes.appendChild(tr);
     });
     if (!list.length) {
-      var tr = document.createElement("tr");
-      var td = cell(d.t("admin.homes_empty"));
-      td.colSpan = 5;
-      tr.appendChild(td);
-      homes.appendChild(tr);
+      emptyRow(homes, "admin.homes_empty", 5);
     }
   }
 
