@@ -76,12 +76,12 @@ def run_checks(config, nginx=("nginx",)):
     from .errors import DesktopError
 
     yield check_database(config)
-    spawner = DockerEngine(config.docker_url, timeout=config.docker_timeout)
+    engine = DockerEngine(config.docker_url, timeout=config.docker_timeout)
     try:
-        version = spawner.ping()
+        version = engine.ping()
         yield Result(OK, "Docker engine", "version %s at %s" % (version, config.docker_url))
     except DesktopError as error:
-        spawner = None
+        engine = None
         yield Result(FAIL, "Docker engine", "%s. Start it (`systemctl start docker`); the service "
                      "user %s needs the group docker." % (error, SERVICE_USER))
     try:
@@ -90,11 +90,11 @@ def run_checks(config, nginx=("nginx",)):
     except catalogmodule.CatalogError as error:
         catalog = None
         yield Result(FAIL, "catalog", "%s. Fix the file (packaging/desktops.toml shows every field)." % error)
-    if spawner is not None and catalog is not None:
+    if engine is not None and catalog is not None:
         for image in sorted({desktop_type.image for desktop_type in catalog}):
-            yield check_image(spawner, image)
-    if spawner is not None:
-        yield check_ports(config, spawner)
+            yield check_image(engine, image)
+    if engine is not None:
+        yield check_ports(config, engine)
     yield check_identity_provider(config)
     yield check_redirect_uri(config)
     if config.public_url.startswith("https://"):
@@ -153,10 +153,10 @@ def _owner_problem(path):
     return None
 
 
-def check_image(spawner, image):
+def check_image(engine, image):
     from .errors import DesktopError
     try:
-        if spawner.has_image(image):
+        if engine.has_image(image):
             return Result(OK, "image", "%s is present" % image)
     except DesktopError as error:
         return Result(FAIL, "image", "%s: %s" % (image, error))
@@ -164,11 +164,11 @@ def check_image(spawner, image):
                   "that student waiting for minutes. Pull it now: `docker pull %s`." % (image, image))
 
 
-def check_ports(config, spawner):
+def check_ports(config, engine):
     from .errors import DesktopError
     ports = config.host_port_range
     try:
-        held = spawner.held_ports()
+        held = engine.held_ports()
     except DesktopError as error:
         return Result(FAIL, "HOST_PORT_RANGE", str(error))
     free = [port for port in ports if port not in held and bindable(port)]

@@ -72,7 +72,7 @@ class Report:
 def run(config, desktops, database, now, dry_run=False):
     """One cleanup pass at `now` (timezone-aware); returns a Report.
 
-    `desktops` is a Desktops manager on the engine to clean. Safe to run while the portal
+    `desktops` is the Desktops (lifecycle.py) of the engine to clean. Safe to run while the portal
     serves and starts desktops; passes in several processes take turns, the later one
     waiting up to LOCK_WAIT seconds. A Docker engine that does not answer ends the engine
     part early (Report.error); sessions are expired regardless.

@@ -159,7 +159,7 @@ class Desktop(BaseModel):
     started_at = UTCDateTimeField(null=True)
     last_access_at = UTCDateTimeField(null=True)
     stopped_at = UTCDateTimeField(null=True)  # last became stopped or error; cleanup counts from here
-    # The Docker volume mounted as home, once chosen for this row's owner (Desktops.home_volume):
+    # The Docker volume mounted as home, once chosen for this row's owner (desktops.homes.Homes.choose):
     # homes belong to a person (the volume's owner label), not to a name.
     home_volume = peewee.TextField(null=True)
     # The container's VNC_VIEW_ONLY_PW (KasmVNC's kasm_viewer): for watching, never sent to a browser.
@@ -272,7 +272,7 @@ MIGRATIONS = (
             WHERE status IN ('stopped', 'error');
     """),
     # Rows of older releases keep NULL: their volume is chosen (and recorded) at the next
-    # container they get, by the rules in Desktops.home_volume.
+    # container they get, by the rules in desktops.homes.Homes.choose.
     ("which home volume a desktop mounts", """
         ALTER TABLE desktops ADD COLUMN home_volume TEXT;
     """),
