@@ -255,6 +255,16 @@ SCHEMA = (
             "Comma-separated IServ group account names or role ids whose members are admins."),
     Setting("ROLE_TEACHER", "teachers", parse_list,
             "Comma-separated IServ group account names or role ids whose members are teachers."),
+    Setting("CLASSROOM", "on", parse_bool,
+            "The classroom: teachers see the desktops of the classes they are in (class pages, "
+            "linked from their overview). off: every classroom page and route answers 404."),
+    Setting("CLASSROOM_WATCH", "on", parse_bool,
+            "Whether teachers may watch a class member's desktop, view only (the desktop itself "
+            "refuses their input). Every watch is audit-logged, and the student sees it while it "
+            "lasts and for 30 days after. off: class pages without watching."),
+    Setting("CLASS_GROUPS", "", parse_list,
+            "Which IServ groups are classes: comma-separated patterns over group account names "
+            "(e.g. klasse-*,kurs-*); empty: every group."),
     Setting("ALLOWED_GROUPS", "", parse_list,
             "Comma-separated groups or roles allowed to sign in; empty lets in everyone IServ "
             "lets through. Admins are always allowed."),

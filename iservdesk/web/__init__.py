@@ -17,13 +17,14 @@ import bottle
 import peewee
 
 from .. import config as configmodule, db as dbmodule, oidc
+from ..classroom import Classroom
 from ..desktops.lifecycle import Desktops
-from . import api, auth, desktop, errors, health, metrics, ui
+from . import api, auth, classroom, desktop, errors, health, metrics, ui
 from .desktop import PROXIED
 from .plugins import DatabasePlugin
 
 # Each adds its routes with add_routes(app, context); none needs another to have run first.
-ROUTE_MODULES = (health, auth, api, desktop, metrics, ui)
+ROUTE_MODULES = (health, auth, api, classroom, desktop, metrics, ui)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Context:
     clock: typing.Callable[[], datetime.datetime]  # returns aware datetimes: "now"
     viewers: desktop.Viewers  # the session's open desktop WebSockets, closed at sign-out
     auth: auth.Auth  # who is asking: authenticate(), require_user()
+    classroom: typing.Optional[Classroom]  # None with CLASSROOM=off
 
 
 # Every answer the portal makes: no framing, no opener relationship with pages from inside
@@ -87,9 +89,12 @@ def make_app(config, db, desktops, provider=None, clock=dbmodule.utcnow):
     same clock), `provider` an oidc.Provider (default: one made from config), `clock` a
     function returning aware datetimes: every "now" of sessions, sign-in and desktop
     access comes from it."""
+    authority = auth.Auth(config, clock)
     context = Context(settings=config, database=db, desktops=desktops,
                       provider=provider or oidc.Provider(config), clock=clock,
-                      viewers=desktop.Viewers(), auth=auth.Auth(config, clock))
+                      viewers=desktop.Viewers(), auth=authority,
+                      classroom=(Classroom(config, authority.policy, clock, desktops.bus)
+                                 if config.classroom else None))
     app = bottle.Bottle(catchall=False)
     errors.install(app)
     app.install(DatabasePlugin(db))

@@ -213,7 +213,10 @@ def add_routes(app, context):
             raise TooMany("Too many live views are open in this session. Close some tabs and reload.",
                           code="too_many_streams")
         user_id, is_admin = identity.user.id, identity.is_admin
-        subscription = desktops.bus.subscribe(lambda event: is_admin or event["owner"] == user_id)
+        # Desktop changes: one's own, every desktop's for admins. "watch": only the watched
+        # person is told that a watch of their desktop began or ended (classroom.py).
+        subscription = desktops.bus.subscribe(lambda event: event["owner"] == user_id
+                                              or is_admin and "view" in event)
         bottle.response.content_type = "text/event-stream"
         bottle.response.set_header("Cache-Control", "no-store")
         bottle.response.set_header("X-Accel-Buffering", "no")  # nginx: pass each event at once
@@ -224,6 +227,8 @@ def add_routes(app, context):
                 event = subscription.get(KEEPALIVE_SECONDS)
                 if event is None:
                     yield ": keepalive\n\n"
+                elif "watch" in event:
+                    yield "event: watch\ndata: {}\n\n"
                 else:
                     yield "event: desktop\ndata: %s\n\n" % json.dumps(desktop_json(event["view"], admin=is_admin))
 

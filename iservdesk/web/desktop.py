@@ -88,7 +88,7 @@ SANDBOX = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-dow
 WEBSOCKETS_PER_SESSION = 8
 # Who looks at a desktop: its owner, or someone else through the portal's viewer with full
 # control or view only (ADMIN_DESKTOP_ACCESS's values).
-OWNER, FULL, VIEW = "owner", "full", "view"
+OWNER, FULL, VIEW, WATCH = "owner", "full", "view", "watch"  # WATCH: a teacher (classroom.py)
 # WSGI environ key: set when the answer is a desktop's, so that with_portal_headers (web/
 # __init__.py) leaves its headers alone; every other answer under /desktop/ is the portal's.
 PROXIED = "iservdesk.proxied"
@@ -207,6 +207,7 @@ def add_routes(app, context):
     database = context.database
     viewers = context.viewers
     policy = context.auth.policy
+    classroom = context.classroom
     own_origin = web_origin(config.public_url)  # for messages; cross_site() compares
 
     def status_page(identity, row, status_code):
@@ -232,21 +233,26 @@ def add_routes(app, context):
         if identity.user.id == row.user_id:
             return OWNER
         access = config.admin_desktop_access if identity.is_admin else "off"
+        if access == "off" and classroom is not None and classroom.may_watch(identity, row.user):
+            access = WATCH  # a teacher, watching a member of their class
         if access == "off":
             raise Forbidden("This desktop belongs to someone else.", code="not_owner")
         viewing = (rest == "/websockify" if websocket is not None
                    else rest in ("", "/") and bottle.request.method in ("GET", "HEAD"))
         if not viewing:
             raise Forbidden("You see this desktop through the portal's viewer only.", code="viewer_only")
-        if access == VIEW and websocket is not None and not row.view_secret:
+        if access in (VIEW, WATCH) and websocket is not None and not row.view_secret:
             raise DesktopNotRunning("This desktop was started before it could be watched; it can be "
                                     "once it has been removed and started again.", code="not_watchable")
-        if rest:
+        if rest and access != WATCH:  # a teacher's watch is audited while its connection lasts
             with db.write(database):
                 db.record("desktop.admin-access", actor=identity.user.username, target=row.name,
                           what="viewer" if websocket is not None else "page", access=access)
-            log.warning("admin %s looks at the desktop %s of %s (%s)", identity.user.username, row.name,
-                        row.user.username, "view only" if access == VIEW else "full control")
+        if rest:
+            level = logging.INFO if access == WATCH else logging.WARNING  # watching is a lesson's routine
+            log.log(level, "%s %s looks at the desktop %s of %s (%s)", "teacher" if access == WATCH else "admin",
+                    identity.user.username, row.name, row.user.username,
+                    "full control" if access == FULL else "view only")
         return access
 
     def refuse_cross_site(environ, websocket, name):
@@ -330,23 +336,24 @@ def add_routes(app, context):
                 raise DesktopNotRunning()
             bottle.response.set_header("Cache-Control", "no-store")
             return viewer.page(config, row, row.user.display_name or row.user.username,
-                               view_only=access == VIEW)
+                               view_only=access != FULL)
         if not running:
             return status_page(identity, row, 503 if row.status in STARTING else 409)
 
         port, secret = row.host_port, row.secret
         # Watching uses KasmVNC's view-only user: the desktop itself refuses the input.
         user = "kasm_user"
-        if access == VIEW:
+        if access in (VIEW, WATCH):
             user, secret = "kasm_viewer", row.view_secret
-        desktops.record_access(row, clock())
+        if access not in (VIEW, WATCH):  # looking on is no use of the desktop: idle stays idle
+            desktops.record_access(row, clock())
         if not database.is_closed():
             database.close()  # no connection held while bytes flow for hours
         if websocket is not None:
             if viewers.count(identity.session.id_hash) >= WEBSOCKETS_PER_SESSION:
                 raise TooMany("Too many desktop connections are open in this session. Close some tabs "
                               "and try again.", code="too_many_websockets")
-            return tunnel(websocket, identity, rest, row, port, secret, user)
+            return tunnel(websocket, identity, rest, row, port, secret, user, access)
         try:
             response = proxy.http_request(environ, rest or "/", port, secret, config.proxy_timeout)
         except proxy.UpstreamError as error:
@@ -375,7 +382,7 @@ def add_routes(app, context):
         environ[PROXIED] = True
         return response
 
-    def tunnel(websocket, identity, rest, row, port, secret, user):
+    def tunnel(websocket, identity, rest, row, port, secret, user, access):
         try:
             upstream = proxy.TLSPipe.connect(port)
             upstream.sendall(proxy.websocket_handshake(bottle.request.environ, rest or "/", secret, user))
@@ -395,6 +402,8 @@ def add_routes(app, context):
         session_id, session_hash = identity.session_id, identity.session.id_hash
 
         def record_access():
+            if access in (VIEW, WATCH):
+                return
             fresh = db.Desktop.get_or_none(db.Desktop.name == name)
             if fresh is not None and fresh.user_id == user_id:
                 desktops.record_access(fresh, clock())
@@ -413,11 +422,18 @@ def add_routes(app, context):
         log.info("WebSocket opened to desktop %s", name)
         metrics.WEBSOCKETS_OPEN.inc()
         viewers.add(session_hash, client)
+        watch = None
+        if access == WATCH:
+            with database.connection_context(), db.write(database):
+                watch = classroom.started(identity, row)
         try:
             count = proxy.relay(client, reader, upstream, pending, beat, activity_interval(config))
         finally:
             viewers.discard(session_hash, client)
             metrics.WEBSOCKETS_OPEN.dec()
+            if watch is not None:
+                with database.connection_context(), db.write(database):
+                    classroom.ended(watch)
         log.info("WebSocket to desktop %s closed after %d bytes", name, count)
         with database.connection_context():
             record_access()

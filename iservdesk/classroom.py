@@ -1,0 +1,130 @@
+"""The classroom: which IServ groups are classes, who sees which class, who watches whom.
+
+A class is an IServ group whose account name matches CLASS_GROUPS (glob patterns; empty:
+every group). Its members are the people iservdesk knows from their sign-ins (IServ's
+OpenID Connect does not list group members), keyed by uuid; membership is what the last
+sign-in said. A teacher sees the classes they are a member of, an admin every class, a
+student none. With CLASSROOM_WATCH a teacher may watch a member's desktop, view only
+(web/desktop.py connects as KasmVNC's view-only user); every watch is audited with who,
+whom and when, and its owner sees it while it lasts and for 30 days after (watching()).
+The pages and routes are web/classroom.py's.
+"""
+
+import collections
+import dataclasses
+import datetime
+import fnmatch
+
+from . import db
+
+HISTORY = datetime.timedelta(days=30)
+
+
+@dataclasses.dataclass(frozen=True)
+class Watch:
+    """One open view-only connection of `watcher` to the desktop `desktop` of `owner_id`."""
+
+    watcher: str  # the watcher's display name (what the student reads)
+    watcher_username: str
+    desktop: str
+    owner_id: int
+    since: datetime.datetime
+
+
+class Classroom:
+    """Classes and watches of one portal. `policy` is the sessions.Policy (roles)."""
+
+    def __init__(self, config, policy, clock, bus):
+        self.patterns = config.class_groups
+        self.watch_allowed = config.classroom_watch
+        self.policy = policy
+        self.clock = clock
+        self.bus = bus
+        self.open = collections.Counter()  # Watch -> open connections (a viewer may reconnect)
+
+    def is_class(self, group):
+        group = group.lower()
+        return not self.patterns or any(fnmatch.fnmatchcase(group, pattern) for pattern in self.patterns)
+
+    def classes_of(self, identity):
+        """The class names `identity` may see: their own classes for teachers, every class
+        someone signed in with for admins, none for anyone else; sorted."""
+        if identity.is_admin:
+            groups = {group for user in db.User.select(db.User.groups) for group in user.groups}
+        elif identity.is_teacher:
+            groups = set(identity.user.groups)
+        else:
+            return []
+        return sorted(group for group in groups if self.is_class(group))
+
+    def may_see(self, identity, group):
+        return group.lower() in self.classes_of(identity)
+
+    def members(self, group):
+        """The people iservdesk knows in `group` (from their last sign-in), by name; the
+        teachers of the class are not its members' business here, so they are left out."""
+        group = group.lower()
+        people = [user for user in db.User.select().order_by(db.User.display_name, db.User.username)
+                  if group in user.groups]
+        return [user for user in people if not self.policy.is_teacher(user) and not self.policy.is_admin(user)]
+
+    def may_watch(self, identity, owner):
+        """True when `identity` (a teacher) may watch a desktop of `owner`: watching is on
+        and `owner` is a member of one of the classes the teacher sees. Admins are governed
+        by ADMIN_DESKTOP_ACCESS instead."""
+        if not self.watch_allowed or not identity.is_teacher or identity.user.id == owner.id:
+            return False
+        if self.policy.is_teacher(owner) or self.policy.is_admin(owner):
+            return False  # colleagues are nobody's class
+        classes = set(self.classes_of(identity))
+        return bool(classes & set(owner.groups))
+
+    # -- watches: opened and closed by web/desktop.py's WebSocket relay --
+
+    def started(self, identity, row):
+        """A watcher's connection to `row` (a Desktop with .user) opened: audited, and its
+        owner told at once. Returns the Watch, to pass to ended()."""
+        watch = Watch(identity.user.display_name or identity.user.username, identity.user.username,
+                      row.name, row.user_id, self.clock())
+        self.open[watch] += 1
+        if self.open[watch] == 1:
+            db.record("class.watch.start", actor=identity.user.username, target=row.name,
+                      owner=row.user.username)
+            self._tell(watch.owner_id)
+        return watch
+
+    def ended(self, watch):
+        self.open[watch] -= 1
+        if self.open[watch] <= 0:
+            del self.open[watch]
+            db.record("class.watch.end", actor=watch.watcher_username, target=watch.desktop)
+            self._tell(watch.owner_id)
+
+    def _tell(self, owner_id):
+        self.bus.publish({"owner": owner_id, "watch": True})
+
+    def watching(self, user):
+        """What `user` may know about being watched: {"now": [...], "history": [...]},
+        watches of their desktops open now and those of the last 30 days (newest first)."""
+        now = [{"watcher": watch.watcher, "desktop": watch.desktop, "since": watch.since.isoformat()}
+               for watch in sorted(self.open, key=lambda watch: watch.since) if watch.owner_id == user.id]
+        desktops = {row.name for row in db.Desktop.select(db.Desktop.name).where(db.Desktop.user == user)}
+        names = {}
+        events = (db.Event.select().where((db.Event.action.in_(["class.watch.start", "class.watch.end"]))
+                                          & (db.Event.target.in_(list(desktops)))
+                                          & (db.Event.at >= self.clock() - HISTORY))
+                  .order_by(db.Event.at))
+        history, open_ = [], {}
+        for event in events:
+            key = (event.actor, event.target)
+            if event.action == "class.watch.start":
+                open_[key] = {"watcher": event.actor, "desktop": event.target,
+                              "started_at": event.at.isoformat(), "ended_at": None}
+                history.append(open_[key])
+            elif key in open_:
+                open_.pop(key)["ended_at"] = event.at.isoformat()
+        for user_row in db.User.select().where(db.User.username.in_([item["watcher"] for item in history])):
+            names[user_row.username] = user_row.display_name or user_row.username
+        for item in history:
+            item["watcher"] = names.get(item["watcher"], item["watcher"])
+        return {"now": now, "history": list(reversed(history))}

@@ -1,0 +1,103 @@
+"""The classroom's rules in-process: which groups are classes, who sees which class and its
+members, who may watch whom, and CLASSROOM=off. (Watching through a real WebSocket is in
+test_watch.py; the pages in Chromium in test_browser_classroom.py.)"""
+
+from iservdesk import db, sessions
+
+pytest_plugins = ("wsgi",)
+
+
+def person(portal, username, groups, roles=()):
+    """A signed-in Browser of someone with these groups and roles (as a sign-in makes them)."""
+    user = db.User.create(uuid="uuid-" + username, username=username, display_name=username.title(),
+                          groups=list(groups), roles=list(roles), created_at=portal.clock())
+    session_id = sessions.create(user, sessions.Policy.from_config(portal.config), portal.clock())
+    browser = portal.browser()
+    browser.cookies[sessions.COOKIE] = session_id
+    browser.csrf = sessions.csrf_token(portal.config.secret_key, session_id)
+    return browser
+
+
+def test_teachers_see_their_classes_admins_all_and_students_none(web):
+    portal = web(CLASS_GROUPS="klasse-*")
+    portal.desktop("anna.schmidt", "tiny", "running")  # klasse-7a, schueler
+    portal.person("ben")  # klasse-8b
+    teacher = person(portal, "lehrer", ["teachers", "klasse-7a"], ["ROLE_TEACHER"])
+    lonely = person(portal, "kollegin", ["teachers", "fachschaft-informatik"], ["ROLE_TEACHER"])
+    student = portal.signed_in("max.muster")  # klasse-7a
+    admin = portal.signed_in("admin")
+
+    assert teacher.get("/api/classes").json() == {"classes": [{"group": "klasse-7a", "members": 2}]}
+    assert lonely.get("/api/classes").json() == {"classes": []}
+    # Admins see every class someone signed in with; "schueler" and "teachers" are no classes.
+    assert [item["group"] for item in admin.get("/api/classes").json()["classes"]] == ["klasse-7a", "klasse-8b"]
+    refused = student.get("/api/classes")
+    assert (refused.status, refused.json()["error"]) == (403, "teachers_only")
+
+    seventh = teacher.get("/api/class/klasse-7a").json()
+    assert seventh["group"] == "klasse-7a" and seventh["watch"] is True
+    # Members are the people known from sign-ins, teachers left out; their desktops with status.
+    assert [member["username"] for member in seventh["members"]] == ["anna.schmidt", "max.muster"]
+    anna = seventh["members"][0]
+    assert [(item["name"], item["status"], item["watchable"]) for item in anna["desktops"]] == [
+        ("anna.schmidt-tiny", "running", True)]
+    assert "secret" not in str(seventh) and "host_port" not in str(seventh)
+    # Every spelling of another class meets the same check.
+    for group in ("klasse-8b", "KLASSE-8B", "schueler", "teachers"):
+        answer = teacher.get("/api/class/" + group)
+        assert (answer.status, answer.json()["error"]) == (403, "not_your_class"), group
+    assert teacher.get("/api/class/KLASSE-7A").status == 200
+    assert student.get("/api/class/klasse-7a").json()["error"] == "teachers_only"
+    assert admin.get("/api/class/klasse-8b").json()["members"][0]["username"] == "ben"
+    assert portal.browser().get("/api/class/klasse-7a").status == 401
+
+
+def test_a_teacher_may_open_a_class_members_desktop_only_as_the_view_only_viewer(web):
+    portal = web()
+    portal.desktop("anna.schmidt", "tiny", "running")
+    portal.desktop("ben", "tiny", "running", host_port=2, container_id="b" * 64)
+    teacher = person(portal, "lehrer", ["teachers", "klasse-7a"], ["ROLE_TEACHER"])
+    page = teacher.get("/desktop/anna.schmidt-tiny/")
+    assert page.status == 200 and 'data-view-only="true"' in page.text
+    assert teacher.get("/desktop/anna.schmidt-tiny/vnc.html").status == 403
+    # Not their class; and colleagues are nobody's class.
+    assert teacher.get("/desktop/ben-tiny/").status == 403
+    colleague = person(portal, "kollege", ["teachers", "klasse-7a"], ["ROLE_TEACHER"])
+    db.Desktop.create(user=db.User.get(db.User.username == "kollege"), desktop_type="tiny", name="kollege-tiny",
+                      status="running", container_id="d" * 64, host_port=3, created_at=portal.clock())
+    assert teacher.get("/desktop/kollege-tiny/").status == 403
+    assert colleague.get("/desktop/anna.schmidt-tiny/").status == 200
+
+
+def test_looking_on_is_no_use_of_the_desktop(web):
+    # A teacher watching an abandoned desktop must not keep it from being stopped as idle.
+    portal = web()
+    row = portal.desktop("anna.schmidt", "tiny", "running")
+    teacher = person(portal, "lehrer", ["teachers", "klasse-7a"], ["ROLE_TEACHER"])
+    portal.clock.advance(hours=3)
+    assert teacher.get("/desktop/anna.schmidt-tiny/").status == 200
+    assert db.Desktop.get_by_id(row.id).last_access_at == row.last_access_at
+
+
+def test_without_watching_the_class_page_stays_and_desktops_stay_closed(web):
+    portal = web(CLASSROOM_WATCH="off")
+    portal.desktop("anna.schmidt", "tiny", "running")
+    teacher = person(portal, "lehrer", ["teachers", "klasse-7a"], ["ROLE_TEACHER"])
+    body = teacher.get("/api/class/klasse-7a").json()
+    assert body["watch"] is False and body["members"][0]["desktops"][0]["watchable"] is False
+    assert teacher.get("/desktop/anna.schmidt-tiny/").status == 403
+
+
+def test_classroom_off_turns_every_route_into_404(web):
+    portal = web(CLASSROOM="off")
+    portal.desktop("anna.schmidt", "tiny", "running")
+    teacher = person(portal, "lehrer", ["teachers", "klasse-7a"], ["ROLE_TEACHER"])
+    for path in ("/api/classes", "/api/class/klasse-7a", "/api/watching"):
+        assert teacher.get(path).status == 404, path
+    assert teacher.get("/desktop/anna.schmidt-tiny/").status == 403
+
+
+def test_nobody_watched_yet_means_nothing_to_show(web):
+    portal = web()
+    student = portal.signed_in("anna.schmidt")
+    assert student.get("/api/watching").json() == {"now": [], "history": []}
