@@ -28,7 +28,8 @@ class Watch:
     watcher_username: str
     desktop: str
     owner_id: int
-    since: datetime.datetime
+    # Not part of what a watch is: a second tab (or a reconnect) of the same watcher joins it.
+    since: datetime.datetime = dataclasses.field(compare=False)
 
 
 class Classroom:
@@ -43,7 +44,11 @@ class Classroom:
         self.open = collections.Counter()  # Watch -> open connections (a viewer may reconnect)
 
     def is_class(self, group):
+        """Whether `group` is a class: it matches CLASS_GROUPS (empty: any group), and it is
+        not one of the groups that make teachers or admins (ROLE_TEACHER, ROLE_ADMIN)."""
         group = group.lower()
+        if group in self.policy.teacher_names or group in self.policy.admin_names:
+            return False
         return not self.patterns or any(fnmatch.fnmatchcase(group, pattern) for pattern in self.patterns)
 
     def classes_of(self, identity):

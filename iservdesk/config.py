@@ -264,7 +264,9 @@ SCHEMA = (
             "lasts and for 30 days after. off: class pages without watching."),
     Setting("CLASS_GROUPS", "", parse_list,
             "Which IServ groups are classes: comma-separated patterns over group account names "
-            "(e.g. klasse-*,kurs-*); empty: every group."),
+            "(e.g. klasse-*,kurs-*); empty: every group. The groups of ROLE_TEACHER and "
+            "ROLE_ADMIN are never classes. Set it: a school-wide group would make a class of "
+            "the whole school."),
     Setting("ALLOWED_GROUPS", "", parse_list,
             "Comma-separated groups or roles allowed to sign in; empty lets in everyone IServ "
             "lets through. Admins are always allowed."),

@@ -181,7 +181,7 @@ HIDDEN_INPUT = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">
 
 # The passwords of tests/data/users.json.
 PASSWORDS = {"anna.schmidt": "anna-pw", "ben": "ben-pw", "max.muster": "max-pw",
-             "mueller": "mueller-pw", "admin": "admin-pw", "gast": "gast-pw"}
+             "mueller": "mueller-pw", "admin": "admin-pw", "gast": "gast-pw", "lehrer": "lehrer-pw"}
 
 
 def start_sign_in(portal_url, session=None, next_path=None):

@@ -56,3 +56,44 @@ def test_a_watching_admin_reaches_the_desktop_as_its_viewer_and_its_typing_chang
     except websocket.WebSocketBadStatusException as refused:
         assert refused.status_code == 409
     assert row_of(tmp_path, "anna.schmidt-demo")["status"] == "running"
+
+
+def test_a_teacher_watches_a_class_members_desktop_openly_and_cannot_type_into_it(running, docker_client, tmp_path):
+    portal, anna, row = running(slug="demo")
+    teacher = Client(portal.url, "lehrer")  # a teacher of klasse-7a, Anna's class
+    name = teacher.get("/session").json()["display_name"]
+    container = container_of(docker_client, portal, "anna.schmidt-demo")
+    wait_for(lambda: exists(container, "/tmp/.X11-unix/X1"), 20, "the demo desktop's X server")
+    assert anna.get("/api/watching").json() == {"now": [], "history": []}
+    # A teacher of no class of Anna's gets nothing.
+    try:
+        open_ws(portal, "anna.schmidt-demo", Client(portal.url, "mueller").session_id).close()
+        raise AssertionError("a teacher outside Anna's classes watched her desktop")
+    except websocket.WebSocketBadStatusException as refused:
+        assert refused.status_code == 403
+
+    watcher = wait_for(lambda: Rfb.over(open_ws(portal, "anna.schmidt-demo", teacher.session_id)), 20,
+                       "the teacher's RFB session")
+    # Anna sees it while it lasts: who, which desktop, since when.
+    now = anna.get("/api/watching").json()["now"]
+    assert [(item["watcher"], item["desktop"]) for item in now] == [(name, "anna.schmidt-demo")]
+    watcher.type_text("touch /tmp/typed-by-the-teacher\n")
+    owner = Rfb.over(open_ws(portal, "anna.schmidt-demo", anna.session_id))
+    owner.type_text("touch /tmp/typed-by-anna\n")
+    wait_for(lambda: exists(container, "/tmp/typed-by-anna"), 20, "Anna's typing to reach her desktop")
+    assert not exists(container, "/tmp/typed-by-the-teacher")
+    watcher.ws.close()
+    owner.ws.close()
+
+    # When the watching ends, Anna's history keeps it (30 days), and so does the audit log.
+    wait_for(lambda: anna.get("/api/watching").json()["now"] == [], 10, "the watch to end")
+    history = anna.get("/api/watching").json()["history"]
+    assert [(item["watcher"], item["desktop"]) for item in history] == [(name, "anna.schmidt-demo")]
+    assert history[0]["started_at"] <= history[0]["ended_at"]
+    con = database(tmp_path)
+    audit = con.execute("SELECT action, actor, target FROM events WHERE action LIKE 'class.watch.%' "
+                        "ORDER BY id").fetchall()
+    con.close()
+    assert audit == [("class.watch.start", "lehrer", "anna.schmidt-demo"),
+                     ("class.watch.end", "lehrer", "anna.schmidt-demo")]
+    assert "teacher lehrer looks at the desktop anna.schmidt-demo of anna.schmidt (view only)" in portal.log()

@@ -52,6 +52,17 @@ def test_teachers_see_their_classes_admins_all_and_students_none(web):
     assert portal.browser().get("/api/class/klasse-7a").status == 401
 
 
+def test_without_class_groups_every_group_but_the_teachers_and_admins_is_a_class(web):
+    portal = web()
+    portal.person("anna.schmidt")  # klasse-7a, schueler
+    teacher = person(portal, "lehrer", ["teachers", "klasse-7a"], ["ROLE_TEACHER"])
+    assert [item["group"] for item in teacher.get("/api/classes").json()["classes"]] == ["klasse-7a"]
+    assert teacher.get("/api/class/teachers").json()["error"] == "not_your_class"
+    # Admins see every group someone signed in with, but "admins" and "teachers" are none.
+    groups = [item["group"] for item in portal.signed_in("admin").get("/api/classes").json()["classes"]]
+    assert groups == ["klasse-7a", "schueler"]
+
+
 def test_a_teacher_may_open_a_class_members_desktop_only_as_the_view_only_viewer(web):
     portal = web()
     portal.desktop("anna.schmidt", "tiny", "running")

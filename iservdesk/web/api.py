@@ -97,6 +97,8 @@ def add_routes(app, context):
     def entry(identity, desktop_type, row):
         """What the user sees of one desktop type: the catalog entry plus its state."""
         data = desktop_type.to_json()
+        # "name" becomes the desktop's own name once it exists; the catalog's stays here.
+        data["title"] = desktop_type.name
         if row is None:
             data.update(status="absent", progress=None, message="", url=None, created_at=None,
                         started_at=None, last_access_at=None)

@@ -16,6 +16,11 @@ def add_routes(app, context):
     require_user = context.auth.require_user
     desktops = context.desktops
 
+    def title_of(row):
+        """The catalog's name of the desktop's type ({"de": ..., "en": ...}), or its slug."""
+        desktop_type = desktops.catalog.types.get(row.desktop_type)
+        return desktop_type.name if desktop_type else {"de": row.desktop_type, "en": row.desktop_type}
+
     def enabled():
         if classroom is None:
             raise NotFound()
@@ -49,7 +54,7 @@ def add_routes(app, context):
             members.append({
                 "username": user.username, "display_name": user.display_name or user.username,
                 "last_login_at": user.last_login_at.isoformat() if user.last_login_at else None,
-                "desktops": [dict(desktop_json(desktops.view(row)),
+                "desktops": [dict(desktop_json(desktops.view(row)), title=title_of(row),
                                   watchable=classroom.watch_allowed and row.status == Status.RUNNING)
                              for row in rows if row.status != Status.REMOVED],
             })

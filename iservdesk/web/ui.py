@@ -1,5 +1,5 @@
-"""Pages for people: the desktop selection (/), the admin panel (/admin), the language
-switch, static files. Server-rendered Bottle templates; the live parts are plain
+"""Pages for people: the desktop selection (/), the admin panel (/admin), a teacher's class
+(/class/<group>, with CLASSROOM on), the language switch, static files. Server-rendered Bottle templates; the live parts are plain
 JavaScript in static/ (no inline script: the portal's CSP forbids it) that talks to the
 API with the page's CSRF token.
 """
@@ -32,16 +32,21 @@ def add_routes(app, context):
         return i18n.choose(bottle.request.get_cookie(i18n.COOKIE),
                            bottle.request.headers.get("Accept-Language"))
 
-    def page(template, title_key, scripts=(), status=200, **values):
+    classroom = context.classroom  # None with CLASSROOM=off
+
+    def page(template, title_key, scripts=(), status=200, title_values=None, **values):
         identity = authenticate()
         lang = language()
         texts = i18n.texts(lang)
+        title = texts[title_key]
+        for name, value in (title_values or {}).items():
+            title = title.replace("{%s}" % name, value)
         bottle.response.status = status
         bottle.response.set_header("Cache-Control", "no-store")
         bottle.response.set_header("Content-Language", lang)
         return bottle.template(
             template, template_lookup=[TEMPLATES], lang=lang, t=texts,
-            title=texts[title_key], host=host, path=urllib.parse.quote(bottle.request.fullpath, safe=""),
+            title=title, host=host, path=urllib.parse.quote(bottle.request.fullpath, safe=""),
             user=identity.user if identity else None, is_admin=bool(identity and identity.is_admin),
             csrf=sessions.csrf_token(config.secret_key, identity.session_id) if identity else "",
             # Data, not code: JSON in a non-executable script element; "</" cannot end it.
@@ -56,10 +61,19 @@ def add_routes(app, context):
     def favicon():
         return bottle.static_file("favicon.svg", root=STATIC, mimetype="image/svg+xml")
 
+    def error_page(status, text_key):
+        texts = i18n.texts(language())
+        title_key = "error.forbidden_title" if status == 403 else "error.not_found_title"
+        return page("error.tpl", title_key, status=status, heading=texts[title_key], text=texts[text_key])
+
     @app.get("/")
     def index():
-        signed_in = authenticate() is not None
-        return page("index.tpl", "app.title", scripts=("common.js", "desktops.js") if signed_in else ())
+        identity = authenticate()
+        # The dashboard's classroom parts: "who watched me" for everyone, "my classes" for
+        # teachers and admins; none of it (nor its API calls) with CLASSROOM=off.
+        return page("index.tpl", "app.title", scripts=("common.js", "desktops.js") if identity else (),
+                    classroom=classroom is not None,
+                    teaches=bool(classroom is not None and identity and (identity.is_teacher or identity.is_admin)))
 
     @app.get("/admin")
     def admin():
@@ -72,6 +86,19 @@ def add_routes(app, context):
                         text=i18n.texts(language())["error.forbidden_text"])
         audit = list(db.Event.select().order_by(db.Event.id.desc()).limit(AUDIT_ROWS))
         return page("admin.tpl", "admin.heading", scripts=("common.js", "admin.js"), audit=audit)
+
+    @app.get("/class/<group>")
+    def class_page(group):
+        if classroom is None:
+            return error_page(404, "error.not_found_text")
+        identity = authenticate()
+        if identity is None:
+            redirect(config, "/login?next=" + urllib.parse.quote("/class/" + group, safe="/"))
+        if not classroom.may_see(identity, group):
+            return error_page(403, "error.class_forbidden_text")
+        group = group.lower()
+        return page("class.tpl", "class.title", scripts=("common.js", "class.js"),
+                    title_values={"group": group}, group=group, watch=classroom.watch_allowed)
 
     @app.get("/lang/<code>")
     def switch_language(code):

@@ -64,14 +64,29 @@ var iservdesk = (function () {
     return element;
   }
 
-  // Server-Sent Events: call onEvent(desktop) for each change; EventSource reconnects.
-  function events(onEvent) {
+  // Server-Sent Events: call onEvent(desktop) for each change, and onWatch() when someone
+  // starts or stops watching one of the user's desktops (the classroom) and whenever the
+  // stream (re)opens; EventSource reconnects.
+  function events(onEvent, onWatch) {
     var source = new EventSource("/api/events");
     source.addEventListener("desktop", function (event) { onEvent(JSON.parse(event.data)); });
+    if (onWatch) {
+      source.addEventListener("watch", function () { onWatch(); });
+      source.addEventListener("open", function () { onWatch(); });  // after a reconnect: what was missed
+    }
     return source;
+  }
+
+  // A clock time ("10:14"), with the date before it when it is not today.
+  function clockTime(iso) {
+    var date = new Date(iso);
+    var today = new Date().toDateString() === date.toDateString();
+    return new Intl.DateTimeFormat(lang, today ? {hour: "numeric", minute: "2-digit"}
+      : {dateStyle: "medium", timeStyle: "short"}).format(date);
   }
 
   function notice(text) { document.getElementById("notice").textContent = text || ""; }
 
-  return {t: t, api: api, timeElement: timeElement, button: button, events: events, notice: notice, lang: lang};
+  return {t: t, api: api, timeElement: timeElement, clockTime: clockTime, button: button, events: events,
+          notice: notice, lang: lang};
 })();

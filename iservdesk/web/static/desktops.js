@@ -1,5 +1,9 @@
 // The desktop selection page: one card per desktop type the user may use, kept up to
-// date by /api/events; start, open (a link: no popup blocker), stop, remove.
+// date by /api/events; start, open (a link: no popup blocker), stop, remove. With the
+// classroom on: a banner while a teacher watches one of the user's desktops (from
+// /api/watching, fetched again on each "watch" event of /api/events, on each reconnect of
+// that stream and every 30 s in case an event was missed), the watches of the
+// last 30 days, and for teachers and admins their classes.
 "use strict";
 (function () {
   var d = iservdesk;
@@ -17,7 +21,8 @@
       cards[desktop.desktop_type] = card;
       container.appendChild(card);
     }
-    if (desktop.name && typeof desktop.name === "object") { card.dataset.title = desktop.name[d.lang] || desktop.name.de; }
+    var title = desktop.title || desktop.name;
+    if (title && typeof title === "object") { card.dataset.title = title[d.lang] || title.de; }
     if (desktop.description) { card.dataset.description = desktop.description[d.lang] || desktop.description.de || ""; }
     if (desktop.icon) { card.dataset.icon = desktop.icon; }
     card.dataset.status = desktop.status;
@@ -115,8 +120,86 @@
       var before = cards[desktop.desktop_type] && cards[desktop.desktop_type].dataset.status;
       if (cards[desktop.desktop_type]) { render(desktop); }
       if (desktop.status === "running" && before && before !== "running") { d.notice(d.t("ready")); }
-    });
+    }, watching ? loadWatching : null);
   }).catch(function (error) { d.notice(error.message); });
+
+  // -- the classroom --
+
+  var watching = document.getElementById("watching");
+  var watchHistory = document.getElementById("watch-history");
+  var classes = document.getElementById("classes");
+
+  function renderWatching(body) {
+    watching.replaceChildren();
+    body.now.forEach(function (watch) {
+      var line = document.createElement("p");
+      line.className = "watcher";
+      var eye = document.createElement("img");
+      eye.className = "eye";
+      eye.src = "/static/icons/eye.svg";
+      eye.alt = "";
+      var text = document.createElement("strong");
+      text.textContent = d.t("watching.now", {watcher: watch.watcher, time: d.clockTime(watch.since)});
+      var desktop = document.createElement("span");
+      desktop.className = "desktop-name";
+      desktop.textContent = "(" + watch.desktop + ")";
+      line.append(eye, text, " ", desktop);
+      watching.appendChild(line);
+    });
+    if (body.now.length) {
+      var hint = document.createElement("p");
+      hint.className = "hint";
+      hint.textContent = d.t("watching.view_only");
+      watching.appendChild(hint);
+    }
+    watching.hidden = !body.now.length;
+
+    var list = watchHistory.querySelector("ul");
+    list.replaceChildren();
+    body.history.forEach(function (watch) {
+      var item = document.createElement("li");
+      item.textContent = d.t("history.item", {
+        watcher: watch.watcher, desktop: watch.desktop, from: d.clockTime(watch.started_at),
+        to: watch.ended_at ? d.clockTime(watch.ended_at) : d.t("history.ongoing")});
+      list.appendChild(item);
+    });
+    watchHistory.hidden = !body.history.length;
+  }
+
+  function loadWatching() {
+    d.api("GET", "/api/watching").then(renderWatching).catch(function () { /* next round */ });
+  }
+
+  if (watching) {
+    loadWatching();
+    window.setInterval(loadWatching, 30000);
+  }
+
+  if (classes) {
+    d.api("GET", "/api/classes").then(function (body) {
+      var list = document.getElementById("class-list");
+      list.replaceChildren();
+      body.classes.forEach(function (item) {
+        var entry = document.createElement("li");
+        var link = document.createElement("a");
+        link.href = "/class/" + encodeURIComponent(item.group);
+        link.textContent = item.group;
+        var count = document.createElement("span");
+        count.className = "count";
+        count.textContent = d.t("classes.members", {count: item.members});
+        entry.append(link, " ", count);
+        list.appendChild(entry);
+      });
+      if (!body.classes.length) {
+        var none = document.createElement("li");
+        none.className = "none";
+        none.textContent = d.t("classes.none");
+        list.appendChild(none);
+      }
+      classes.hidden = false;
+    }).catch(function () { classes.hidden = true; });  // 403: not a teacher; 404: classroom off
+  }
+
   window.setInterval(function () {
     Object.keys(cards).forEach(function (slug) {
       var time = cards[slug].querySelector(".last-access time[datetime]");

@@ -1,0 +1,107 @@
+// A teacher's class page: a tile per member iservdesk knows (from their sign-ins), with
+// each desktop's type, status and last use, and for a running desktop that may be watched
+// a "Watch" link that opens the portal's view-only viewer in a new tab. Refreshed every
+// 5 s; a tile is only drawn again when what it shows changed (a link stays clickable).
+"use strict";
+(function () {
+  var d = iservdesk;
+  var container = document.getElementById("members");
+  var group = container.dataset.group;
+  var tiles = {};  // username -> {element, key}
+
+  // The catalog's name of the desktop's type in the page's language, else its slug.
+  function titleOf(desktop) {
+    var title = desktop.title;
+    return (title && (title[d.lang] || title.de)) || desktop.desktop_type;
+  }
+
+  function desktopItem(member, desktop, watch) {
+    var item = document.createElement("li");
+    item.className = "member-desktop";
+    item.dataset.name = desktop.name;
+    item.dataset.status = desktop.status;
+    var type = document.createElement("span");
+    type.className = "type";
+    type.textContent = titleOf(desktop);
+    var badge = document.createElement("span");
+    badge.className = "badge " + desktop.status;
+    badge.textContent = d.t("status." + desktop.status);
+    var access = document.createElement("span");
+    access.className = "last-access";
+    access.append(d.t("card.last_access") + ": ", d.timeElement(desktop.last_access_at));
+    item.append(type, " ", badge, " ", access);
+    if (watch && desktop.watchable && desktop.status === "running" && desktop.url) {
+      var link = document.createElement("a");
+      link.className = "button primary watch";
+      link.href = desktop.url;
+      link.target = "_blank";
+      link.rel = "noopener";
+      link.textContent = d.t("class.watch");
+      link.setAttribute("aria-label", d.t("class.watch_label", {name: member.display_name, type: titleOf(desktop)}));
+      item.appendChild(link);
+    }
+    return item;
+  }
+
+  function renderMember(member, watch) {
+    var element = document.createElement("article");
+    element.className = "card member";
+    element.id = "member-" + member.username;
+    element.dataset.username = member.username;
+    var title = document.createElement("h2");
+    title.textContent = member.display_name;
+    var account = document.createElement("p");
+    account.className = "username";
+    account.textContent = member.username;
+    var login = document.createElement("p");
+    login.className = "last-login";
+    login.append(d.t("class.last_login") + ": ", d.timeElement(member.last_login_at));
+    element.append(title, account, login);
+    if (member.desktops.length) {
+      var list = document.createElement("ul");
+      list.className = "member-desktops";
+      member.desktops.forEach(function (desktop) { list.appendChild(desktopItem(member, desktop, watch)); });
+      element.appendChild(list);
+    } else {
+      var none = document.createElement("p");
+      none.className = "none";
+      none.textContent = d.t("class.no_desktop");
+      element.appendChild(none);
+    }
+    return element;
+  }
+
+  function render(body) {
+    var seen = {};
+    body.members.forEach(function (member, index) {
+      var key = JSON.stringify([member, body.watch]);
+      var tile = tiles[member.username];
+      if (!tile || tile.key !== key) {
+        var element = renderMember(member, body.watch);
+        if (tile) { tile.element.replaceWith(element); }
+        tile = tiles[member.username] = {element: element, key: key};
+      }
+      if (container.children[index] !== tile.element) {  // in the API's order (by name); moved
+        container.insertBefore(tile.element, container.children[index] || null);  // only when needed: keeps the focus
+      }
+      seen[member.username] = true;
+    });
+    Object.keys(tiles).forEach(function (username) {
+      if (!seen[username]) { tiles[username].element.remove(); delete tiles[username]; }
+    });
+    d.notice(body.members.length ? "" : d.t("class.empty"));
+  }
+
+  function load() {
+    d.api("GET", "/api/class/" + encodeURIComponent(group)).then(render)
+      .catch(function (error) { d.notice(error.message); });
+  }
+
+  load();
+  window.setInterval(load, 5000);
+  window.setInterval(function () {  // "vor 2 Minuten" moves on between refreshes
+    container.querySelectorAll("time[datetime]").forEach(function (time) {
+      time.replaceWith(d.timeElement(time.dateTime));
+    });
+  }, 30000);
+})();

@@ -1,0 +1,13 @@
+% rebase("base.tpl", **locals())
+<p class="breadcrumb"><a href="/">{{t["header.home"]}}</a></p>
+<p class="eyebrow">{{t["class.label"]}}</p>
+<h1 class="class-name">{{group}}</h1>
+<p class="hint">{{t["class.who_appears"]}}</p>
+% if watch:
+<p class="privacy" id="privacy"><img class="eye" src="/static/icons/eye.svg" alt=""> {{t["class.watch_is_open"]}}</p>
+% else:
+<p class="privacy" id="privacy">{{t["class.watch_off"]}}</p>
+% end
+<p id="notice" class="notice" role="status" aria-live="polite"></p>
+<div id="members" class="cards members" data-group="{{group}}" aria-live="polite"></div>
+<noscript><p>JavaScript is needed to show the class.</p></noscript>
