@@ -71,7 +71,8 @@ class Classroom:
         group = group.lower()
         people = [user for user in db.User.select().order_by(db.User.display_name, db.User.username)
                   if group in user.groups]
-        return [user for user in people if not self.policy.is_teacher(user) and not self.policy.is_admin(user)]
+        return [user for user in people
+                if not self.policy.is_teacher(user) and not self.policy.is_admin(user)]
 
     def may_watch(self, identity, owner):
         """True when `identity` (a teacher) may watch a desktop of `owner`: watching is on

@@ -166,7 +166,8 @@ class EngineRefused(DesktopError):
 class ContainerTaken(DesktopError):
     """A container of that name exists, but it is not this desktop's."""
     code = "container_taken"
-    public_message = "A container of this desktop's name belongs to another account. Please tell your IT admin."
+    public_message = ("A container of this desktop's name belongs to another account. Please tell your "
+                      "IT admin.")
 
 
 class NoFreePort(DesktopError):

@@ -25,8 +25,8 @@ import gevent
 import requests.exceptions
 
 from .. import proxy
-from ..errors import (DesktopError, DesktopUnreachable, EngineRefused, EngineUnreachable, NetworkUnsafe, NoFreePort, PortTaken,
-                      PullFailed)
+from ..errors import (DesktopError, DesktopUnreachable, EngineRefused, EngineUnreachable, NetworkUnsafe,
+                      NoFreePort, PortTaken, PullFailed)
 from .engine import Container, ContainerExists, Engine, Volume
 from .ports import PortPool
 

@@ -133,7 +133,8 @@ class Desktops:
                     raise
                 self.publish(row)
                 metrics.DESKTOP_STARTS.inc(desktop_type.slug)
-                self.jobs[row.name] = gevent.spawn(self._run_start, row.id, desktop_type, container, reservation)
+                self.jobs[row.name] = gevent.spawn(self._run_start, row.id, desktop_type, container,
+                                                   reservation)
             finally:
                 self.claimed.discard(row.name)
             return row
@@ -253,12 +254,14 @@ class Desktops:
             container = self.engine.create(spec, reservation)
         except ContainerExists:
             # Created outside this job (another process, or by hand): adopt it if it is ours.
-            container = next((found for found in self.engine.list(self.labels) if found.name == spec.name), None)
+            container = next((found for found in self.engine.list(self.labels) if found.name == spec.name),
+                             None)
             if container is None or not owned_by(container, row.user):
                 log.warning("container %s is named for desktop %s but belongs to another person (owner %s, "
                             "not %s); left alone", spec.name, row.name,
                             container.labels.get(OWNER) if container else "not iservdesk", row.user.uuid)
-                raise ContainerTaken(detail="container %s is not desktop %s's" % (spec.name, row.name)) from None
+                raise ContainerTaken(detail="container %s is not desktop %s's"
+                                     % (spec.name, row.name)) from None
             self._set(row, container_id=container.id, host_port=container.host_port,
                       secret=container.environment.get("VNC_PW") or row.secret,
                       view_secret=container.environment.get("VNC_VIEW_ONLY_PW"))

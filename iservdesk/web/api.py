@@ -232,7 +232,8 @@ def add_routes(app, context):
                 elif "watch" in event:
                     yield "event: watch\ndata: {}\n\n"
                 else:
-                    yield "event: desktop\ndata: %s\n\n" % json.dumps(desktop_json(event["view"], admin=is_admin))
+                    data = json.dumps(desktop_json(event["view"], admin=is_admin))
+                    yield "event: desktop\ndata: %s\n\n" % data
 
         def close():
             subscription.close()

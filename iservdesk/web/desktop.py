@@ -250,9 +250,9 @@ def add_routes(app, context):
                           what="viewer" if websocket is not None else "page", access=access)
         if rest:
             level = logging.INFO if access == WATCH else logging.WARNING  # watching is a lesson's routine
-            log.log(level, "%s %s looks at the desktop %s of %s (%s)", "teacher" if access == WATCH else "admin",
-                    identity.user.username, row.name, row.user.username,
-                    "full control" if access == FULL else "view only")
+            log.log(level, "%s %s looks at the desktop %s of %s (%s)",
+                    "teacher" if access == WATCH else "admin", identity.user.username, row.name,
+                    row.user.username, "full control" if access == FULL else "view only")
         return access
 
     def refuse_cross_site(environ, websocket, name):
@@ -299,7 +299,8 @@ def add_routes(app, context):
             if websocket is not None or bottle.request.method != "GET":
                 raise Unauthenticated()
             query = proxy.upstream_query(environ.get("QUERY_STRING", ""))
-            redirect(config, "/login?next=" + urllib.parse.quote(path + ("?" + query if query else ""), safe=""))
+            target = path + ("?" + query if query else "")
+            redirect(config, "/login?next=" + urllib.parse.quote(target, safe=""))
         refuse_cross_site(environ, websocket, name)
         row = (db.Desktop.select(db.Desktop, db.User).join(db.User)
                .where(db.Desktop.name == name.lower()).first())

@@ -1,7 +1,7 @@
 """Pages for people: the desktop selection (/), the admin panel (/admin), a teacher's class
-(/class/<group>, with CLASSROOM on), the language switch, static files. Server-rendered Bottle templates; the live parts are plain
-JavaScript in static/ (no inline script: the portal's CSP forbids it) that talks to the
-API with the page's CSRF token.
+(/class/<group>, with CLASSROOM on), the language switch, static files. Server-rendered
+Bottle templates; the live parts are plain JavaScript in static/ (no inline script: the
+portal's CSP forbids it) that talks to the API with the page's CSRF token.
 """
 
 import json
@@ -71,9 +71,9 @@ def add_routes(app, context):
         identity = authenticate()
         # The dashboard's classroom parts: "who watched me" for everyone, "my classes" for
         # teachers and admins; none of it (nor its API calls) with CLASSROOM=off.
+        teaches = bool(classroom is not None and identity and (identity.is_teacher or identity.is_admin))
         return page("index.tpl", "app.title", scripts=("common.js", "desktops.js") if identity else (),
-                    classroom=classroom is not None,
-                    teaches=bool(classroom is not None and identity and (identity.is_teacher or identity.is_admin)))
+                    classroom=classroom is not None, teaches=teaches)
 
     @app.get("/admin")
     def admin():
