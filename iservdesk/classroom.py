@@ -5,8 +5,9 @@ every group). Its members are the people iservdesk knows from their sign-ins (IS
 OpenID Connect does not list group members), keyed by uuid; membership is what the last
 sign-in said. A teacher sees the classes they are a member of, an admin every class, a
 student none. With CLASSROOM_WATCH a teacher may watch a member's desktop, view only
-(web/desktop.py connects as KasmVNC's view-only user); every watch is audited with who,
-whom and when, and its owner sees it while it lasts and for 30 days after (watching()).
+(web/desktop.py connects as KasmVNC's view-only user), and sees thumbnails of the class's
+screens on the class page; every watch and every look at thumbnails is audited with who,
+whom and when, and the student sees both while they last, and watches for 30 days after.
 The pages and routes are web/classroom.py's.
 """
 
@@ -18,6 +19,9 @@ import fnmatch
 from . import db
 
 HISTORY = datetime.timedelta(days=30)
+# A class page asks for its thumbnails every few seconds: a teacher counts as looking at a
+# student's screen until LOOKING_GAP passes without one; after that, a new look begins.
+LOOKING_GAP = datetime.timedelta(seconds=20)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +46,7 @@ class Classroom:
         self.clock = clock
         self.bus = bus
         self.open = collections.Counter()  # Watch -> open connections (a viewer may reconnect)
+        self.looks = {}  # Watch -> when its last thumbnail was fetched (class pages open)
 
     def is_class(self, group):
         """Whether `group` is a class: it matches CLASS_GROUPS (empty: any group), and it is
@@ -106,14 +111,38 @@ class Classroom:
             db.record("class.watch.end", actor=watch.watcher_username, target=watch.desktop)
             self._tell(watch.owner_id)
 
+    def looked(self, identity, row):
+        """A thumbnail of `row` (a Desktop with .user) was fetched for `identity`'s class page.
+        A look that begins (none for LOOKING_GAP) is audited and its owner told at once."""
+        now = self.clock()
+        watch = Watch(identity.user.display_name or identity.user.username, identity.user.username,
+                      row.name, row.user_id, now)
+        last = self.looks.get(watch)
+        if last is None or now - last > LOOKING_GAP:
+            self.looks.pop(watch, None)  # the key keeps its first `since`: a new look, a new key
+            db.record("class.thumbnails", actor=identity.user.username, target=row.name,
+                      owner=row.user.username)
+            self.looks[watch] = now
+            self._tell(watch.owner_id)
+        else:
+            self.looks[watch] = now
+
     def _tell(self, owner_id):
         self.bus.publish({"owner": owner_id, "watch": True})
 
     def watching(self, user):
-        """What `user` may know about being watched: {"now": [...], "history": [...]},
-        watches of their desktops open now and those of the last 30 days (newest first)."""
-        now = [{"watcher": watch.watcher, "desktop": watch.desktop, "since": watch.since.isoformat()}
-               for watch in sorted(self.open, key=lambda watch: watch.since) if watch.owner_id == user.id]
+        """What `user` may know about being watched: {"now": [...], "history": [...]}: the
+        watches of their desktops open now ("kind": "watch") and the class pages that show a
+        thumbnail of them now ("kind": "thumbnail"), and the watches of the last 30 days
+        (newest first). Thumbnail looks are in the audit log (class.thumbnails), not here."""
+        moment = self.clock()
+        for watch, last in list(self.looks.items()):
+            if moment - last > LOOKING_GAP:
+                del self.looks[watch]
+        now = [{"watcher": watch.watcher, "desktop": watch.desktop, "since": watch.since.isoformat(),
+                "kind": kind}
+               for kind, watches in (("watch", self.open), ("thumbnail", self.looks))
+               for watch in sorted(watches, key=lambda watch: watch.since) if watch.owner_id == user.id]
         desktops = {row.name for row in db.Desktop.select(db.Desktop.name).where(db.Desktop.user == user)}
         names = {}
         events = (db.Event.select().where((db.Event.action.in_(["class.watch.start", "class.watch.end"]))

@@ -84,10 +84,8 @@ def test_a_screenshot_comes_through_the_proxys_tls_client_with_the_owners_creden
     jpeg = b"\xff\xd8\xff\xe0" + b"x" * 1000 + b"\xff\xd9"
     upstream = Upstream(lambda head, body: b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: %d"
                                            b"\r\n\r\n%s" % (len(jpeg), jpeg))
-    desktop = Container(id="x", name="stand-in", state="running", labels={}, host_port=upstream.port,
-                        environment={})
     try:
-        assert engine.screenshot(desktop, "s3cret", 320, 180) == jpeg
+        assert engine.screenshot(upstream.port, "s3cret", 320, 180) == jpeg
         assert upstream.requests[-1][0].startswith("GET /api/get_screenshot?width=320&height=180 HTTP/1.1")
         assert upstream.headers()["authorization"] == "Basic a2FzbV91c2VyOnMzY3JldA=="
     finally:
@@ -97,7 +95,7 @@ def test_a_screenshot_comes_through_the_proxys_tls_client_with_the_owners_creden
         with pytest.raises(proxy.UpstreamError):
             proxy.screenshot(refusing.port, "wrong", 320, 180)
         with pytest.raises(DesktopUnreachable):
-            engine.screenshot(dataclasses.replace(desktop, host_port=refusing.port), "wrong", 320, 180)
+            engine.screenshot(refusing.port, "wrong", 320, 180)
     finally:
         refusing.close()
 

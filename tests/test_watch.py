@@ -72,11 +72,23 @@ def test_a_teacher_watches_a_class_members_desktop_openly_and_cannot_type_into_i
     except websocket.WebSocketBadStatusException as refused:
         assert refused.status_code == 403
 
+    # The class page's thumbnail shows Anna's screen as it is now.
+    thumbnail = "/api/class/klasse-7a/thumbnail/anna.schmidt-demo"
+    before = wait_for(lambda: (lambda r: r.content if r.status_code == 200 else None)(teacher.get(thumbnail)),
+                      20, "a first thumbnail")
+    assert before.startswith(b"\xff\xd8")
+    # A red square away from the xterm (the typing below goes to the window under the pointer).
+    container.exec_run(["xlogo", "-display", ":1", "-geometry", "300x300+900+400", "-bg", "red", "-fg", "red"],
+                       detach=True)
+    wait_for(lambda: teacher.get(thumbnail).content not in (before, b""), 20, "the thumbnail to change")
+    assert [item["kind"] for item in anna.get("/api/watching").json()["now"]] == ["thumbnail"]
+
     watcher = wait_for(lambda: Rfb.over(open_ws(portal, "anna.schmidt-demo", teacher.session_id)), 20,
                        "the teacher's RFB session")
     # Anna sees it while it lasts: who, which desktop, since when.
     now = anna.get("/api/watching").json()["now"]
-    assert [(item["watcher"], item["desktop"]) for item in now] == [(name, "anna.schmidt-demo")]
+    assert [(item["watcher"], item["desktop"], item["kind"]) for item in now] == [
+        (name, "anna.schmidt-demo", "watch"), (name, "anna.schmidt-demo", "thumbnail")]
     watcher.type_text("touch /tmp/typed-by-the-teacher\n")
     owner = Rfb.over(open_ws(portal, "anna.schmidt-demo", anna.session_id))
     owner.type_text("touch /tmp/typed-by-anna\n")
@@ -86,14 +98,16 @@ def test_a_teacher_watches_a_class_members_desktop_openly_and_cannot_type_into_i
     owner.ws.close()
 
     # When the watching ends, Anna's history keeps it (30 days), and so does the audit log.
-    wait_for(lambda: anna.get("/api/watching").json()["now"] == [], 10, "the watch to end")
+    wait_for(lambda: [item["kind"] for item in anna.get("/api/watching").json()["now"]] in ([], ["thumbnail"]),
+             10, "the watch to end")
     history = anna.get("/api/watching").json()["history"]
     assert [(item["watcher"], item["desktop"]) for item in history] == [(name, "anna.schmidt-demo")]
     assert history[0]["started_at"] <= history[0]["ended_at"]
     con = database(tmp_path)
-    audit = con.execute("SELECT action, actor, target FROM events WHERE action LIKE 'class.watch.%' "
+    audit = con.execute("SELECT action, actor, target FROM events WHERE action LIKE 'class.%' "
                         "ORDER BY id").fetchall()
     con.close()
-    assert audit == [("class.watch.start", "lehrer", "anna.schmidt-demo"),
+    assert audit == [("class.thumbnails", "lehrer", "anna.schmidt-demo"),
+                     ("class.watch.start", "lehrer", "anna.schmidt-demo"),
                      ("class.watch.end", "lehrer", "anna.schmidt-demo")]
     assert "teacher lehrer looks at the desktop anna.schmidt-demo of anna.schmidt (view only)" in portal.log()

@@ -3,6 +3,7 @@ members, who may watch whom, and CLASSROOM=off. (Watching through a real WebSock
 test_watch.py; the pages in Chromium in test_browser_classroom.py.)"""
 
 from iservdesk import db, sessions
+from upstream import Upstream
 
 pytest_plugins = ("wsgi",)
 
@@ -112,3 +113,48 @@ def test_nobody_watched_yet_means_nothing_to_show(web):
     portal = web()
     student = portal.signed_in("anna.schmidt")
     assert student.get("/api/watching").json() == {"now": [], "history": []}
+
+
+JPEG = b"\xff\xd8\xff\xe0" + b"picture" * 100 + b"\xff\xd9"
+
+
+def test_thumbnails_are_for_the_classs_teachers_and_the_student_sees_each_look(web):
+    upstream = Upstream(lambda head, body: b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: %d"
+                                           b"\r\n\r\n%s" % (len(JPEG), JPEG))
+    try:
+        portal = web()
+        portal.desktop("anna.schmidt", "tiny", "running", host_port=upstream.port)
+        portal.desktop("max.muster", "tiny", "stopped", host_port=None, container_id="e" * 64)
+        portal.desktop("ben", "tiny", "running", host_port=2, container_id="b" * 64)  # klasse-8b
+        teacher = person(portal, "lehrer", ["teachers", "klasse-7a"], ["ROLE_TEACHER"])
+        path = "/api/class/klasse-7a/thumbnail/"
+        picture = teacher.get(path + "anna.schmidt-tiny")
+        assert (picture.status, picture.header("Content-Type"), picture.body) == (200, "image/jpeg", JPEG)
+        assert picture.header("Cache-Control") == "no-store"
+        # Taken with the owner's credentials, which never leave the portal.
+        assert upstream.requests[-1][0].startswith("GET /api/get_screenshot?width=320&height=180 ")
+        assert upstream.headers()["authorization"].startswith("Basic ")
+        assert teacher.get(path + "ben-tiny").status == 404  # not in this class
+        assert teacher.get("/api/class/klasse-8b/thumbnail/ben-tiny").json()["error"] == "not_your_class"
+        assert teacher.get(path + "max.muster-tiny").status == 409  # not running
+        assert portal.signed_in("max.muster").get(path + "anna.schmidt-tiny").json()["error"] == "teachers_only"
+
+        # Anna sees that her picture is being looked at, and the audit log has the look once.
+        now = portal.signed_in("anna.schmidt").get("/api/watching").json()["now"]
+        assert [(item["watcher"], item["kind"]) for item in now] == [("Lehrer", "thumbnail")]
+        teacher.get(path + "anna.schmidt-tiny")  # a few seconds later: the same look, the same picture
+        assert len(upstream.requests) == 1 and portal.events("class.thumbnails") == [
+            ("lehrer", "anna.schmidt-tiny")]
+        portal.clock.advance(seconds=30)  # the page was closed for a while: the look has ended
+        assert portal.signed_in("anna.schmidt").get("/api/watching").json()["now"] == []
+        teacher.get(path + "anna.schmidt-tiny")
+        assert len(portal.events("class.thumbnails")) == 2
+    finally:
+        upstream.close()
+
+
+def test_without_watching_there_are_no_thumbnails(web):
+    portal = web(CLASSROOM_WATCH="off")
+    portal.desktop("anna.schmidt", "tiny", "running")
+    teacher = person(portal, "lehrer", ["teachers", "klasse-7a"], ["ROLE_TEACHER"])
+    assert teacher.get("/api/class/klasse-7a/thumbnail/anna.schmidt-tiny").status == 404

@@ -340,11 +340,11 @@ class DockerEngine(Engine):
                 return tar.extractfile(member).read()
         return None
 
-    def screenshot(self, container, secret, width, height):
+    def screenshot(self, host_port, secret, width, height):
         try:
-            return proxy.screenshot(container.host_port, secret, width, height)
+            return proxy.screenshot(host_port, secret, width, height)
         except proxy.UpstreamError as error:
-            raise DesktopUnreachable(detail="desktop container %s: %s" % (container.name, error)) from None
+            raise DesktopUnreachable(detail="the desktop on port %s: %s" % (host_port, error)) from None
 
     # -- the desktops' network --
 

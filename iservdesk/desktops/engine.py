@@ -129,9 +129,10 @@ class Engine:
         """Create the home `name` with `labels`; an existing one is returned unchanged."""
         raise NotImplementedError
 
-    def screenshot(self, container, secret, width, height):
+    def screenshot(self, host_port, secret, width, height):
         """A JPEG of the desktop's screen scaled to fit width x height, fetched with the
-        owner's `secret` from where the proxy reaches the desktop. Raises DesktopUnreachable."""
+        owner's `secret` where the proxy reaches the desktop (the row's host_port). Raises
+        DesktopUnreachable."""
         raise NotImplementedError
 
     def write_file(self, container_id, path, data, mode=0o644):

@@ -3,11 +3,18 @@ person may know about being watched. Who may see and watch is iservdesk/classroo
 the class page itself is rendered by web/ui.py. With CLASSROOM=off every route is 404.
 """
 
+import time
+
 import bottle
 
+from .. import db
 from ..desktops import Status
-from ..errors import Forbidden, NotFound
+from ..errors import DesktopNotFound, DesktopNotRunning, Forbidden, NotFound
 from .api import desktop_json
+
+THUMBNAIL = (320, 180)  # pixels; KasmVNC scales the screen to fit, keeping its shape
+# A class page asks every 5 s; several teachers' pages share one picture this long.
+THUMBNAIL_FRESH = 4  # seconds
 
 
 def add_routes(app, context):
@@ -60,6 +67,34 @@ def add_routes(app, context):
             })
         bottle.response.set_header("Cache-Control", "no-store")
         return {"group": group, "watch": classroom.watch_allowed, "members": members}
+
+    pictures = {}  # desktop name -> (monotonic time taken, JPEG)
+
+    @app.get("/api/class/<group>/thumbnail/<name>")
+    def thumbnail(group, name):
+        """A small JPEG of a class member's running desktop, taken through the engine with
+        the owner's credentials (which stay in the portal), for the class's teachers while
+        watching is allowed. Each look is audited and shown to the student (classroom.py)."""
+        enabled()
+        identity = require_user()
+        group = class_of(identity, group)
+        if not classroom.watch_allowed:
+            raise NotFound()
+        row = (db.Desktop.select(db.Desktop, db.User).join(db.User)
+               .where(db.Desktop.name == name.lower()).first())
+        if row is None or row.user.id not in {user.id for user in classroom.members(group)}:
+            raise DesktopNotFound("There is no such desktop in this class.")
+        if row.status != Status.RUNNING or not row.host_port:
+            raise DesktopNotRunning()
+        taken, picture = pictures.get(row.name, (0, None))
+        if time.monotonic() - taken > THUMBNAIL_FRESH:
+            picture = desktops.engine.screenshot(row.host_port, row.secret, *THUMBNAIL)
+            pictures[row.name] = time.monotonic(), picture
+        with db.write(context.database):
+            classroom.looked(identity, row)
+        bottle.response.content_type = "image/jpeg"
+        bottle.response.set_header("Cache-Control", "no-store")
+        return picture
 
     @app.get("/api/watching")
     def watching():

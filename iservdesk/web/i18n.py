@@ -94,9 +94,11 @@ CATALOGUES = {
         "class.label": "Klasse",
         "class.who_appears": "Nur wer sich schon einmal angemeldet hat, erscheint hier.",
         "class.watch_is_open": "Zuschauen heißt nur ansehen, nicht steuern. Die Schülerin oder der Schüler sieht "
-                               "sofort, dass du zuschaust, und jedes Zuschauen wird protokolliert (wer, wem, wann).",
+                               "sofort, dass du zuschaust oder die kleinen Bilder hier siehst, und beides wird "
+                               "protokolliert (wer, wem, wann).",
         "class.watch_off": "Zuschauen ist an dieser Schule ausgeschaltet.",
         "class.watch": "Zuschauen",
+        "class.thumbnail_alt": "Bildschirm von {name}",
         "class.watch_label": "{name} zuschauen ({type})",
         "class.last_login": "Zuletzt angemeldet",
         "class.no_desktop": "Noch kein Desktop.",
@@ -105,6 +107,7 @@ CATALOGUES = {
         "classes.members": "Mitglieder: {count}",
         "classes.none": "Du bist in keiner Klasse. Klassen sind die IServ-Gruppen, in denen du Mitglied bist.",
         "watching.now": "{watcher} sieht deinen Bildschirm seit {time}",
+        "watching.thumbnail": "{watcher} sieht seit {time} ein kleines Bild deines Bildschirms auf der Klassenseite",
         "watching.view_only": "Zuschauen heißt nur ansehen: Niemand außer dir kann tippen oder klicken.",
         "history.heading": "Wer hat zugeschaut (30 Tage)",
         "history.item": "{watcher} hat {desktop} angesehen: {from} bis {to}",
@@ -195,9 +198,11 @@ CATALOGUES = {
         "class.label": "Class",
         "class.who_appears": "Only people who have signed in at least once appear here.",
         "class.watch_is_open": "Watching means looking only, not controlling. The student sees at once that you "
-                               "are watching, and every watch is logged (who, whom, when).",
+                               "are watching or seeing the small pictures here, and both are logged (who, whom, "
+                               "when).",
         "class.watch_off": "Watching is switched off at this school.",
         "class.watch": "Watch",
+        "class.thumbnail_alt": "Screen of {name}",
         "class.watch_label": "Watch {name} ({type})",
         "class.last_login": "Last signed in",
         "class.no_desktop": "No desktop yet.",
@@ -206,6 +211,7 @@ CATALOGUES = {
         "classes.members": "Members: {count}",
         "classes.none": "You are in no class. Classes are the IServ groups you are a member of.",
         "watching.now": "{watcher} is watching your screen since {time}",
+        "watching.thumbnail": "{watcher} sees a small picture of your screen on the class page since {time}",
         "watching.view_only": "Watching means looking only: nobody but you can type or click.",
         "history.heading": "Who watched (30 days)",
         "history.item": "{watcher} watched {desktop}: {from} to {to}",

@@ -30,6 +30,17 @@
     access.className = "last-access";
     access.append(d.t("card.last_access") + ": ", d.timeElement(desktop.last_access_at));
     item.append(type, " ", badge, " ", access);
+    if (watch && desktop.watchable && desktop.status === "running") {
+      // The picture is the portal's (taken with the owner's credentials, which stay there);
+      // refreshThumbnails() asks for a new one every 5 s while this page is open.
+      var picture = document.createElement("img");
+      picture.className = "thumbnail";
+      picture.alt = d.t("class.thumbnail_alt", {name: member.display_name});
+      picture.dataset.src = "/api/class/" + encodeURIComponent(group) + "/thumbnail/" +
+        encodeURIComponent(desktop.name);
+      picture.src = picture.dataset.src + "?t=" + Date.now();
+      item.appendChild(picture);
+    }
     if (watch && desktop.watchable && desktop.status === "running" && desktop.url) {
       var link = document.createElement("a");
       link.className = "button primary watch";
@@ -97,8 +108,15 @@
       .catch(function (error) { d.notice(error.message); });
   }
 
+  function refreshThumbnails() {
+    container.querySelectorAll("img.thumbnail").forEach(function (picture) {
+      picture.src = picture.dataset.src + "?t=" + Date.now();
+    });
+  }
+
   load();
   window.setInterval(load, 5000);
+  window.setInterval(refreshThumbnails, 5000);
   window.setInterval(function () {  // "vor 2 Minuten" moves on between refreshes
     container.querySelectorAll("time[datetime]").forEach(function (time) {
       time.replaceWith(d.timeElement(time.dateTime));

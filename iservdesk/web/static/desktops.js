@@ -139,7 +139,8 @@
       eye.src = "/static/icons/eye.svg";
       eye.alt = "";
       var text = document.createElement("strong");
-      text.textContent = d.t("watching.now", {watcher: watch.watcher, time: d.clockTime(watch.since)});
+      text.textContent = d.t(watch.kind === "thumbnail" ? "watching.thumbnail" : "watching.now",
+                             {watcher: watch.watcher, time: d.clockTime(watch.since)});
       var desktop = document.createElement("span");
       desktop.className = "desktop-name";
       desktop.textContent = "(" + watch.desktop + ")";
