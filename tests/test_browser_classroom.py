@@ -149,6 +149,17 @@ def test_a_teacher_watches_a_students_desktop_and_the_student_sees_it(signed_in_
     assert actions == [("class.watch.start", TEACHER, "anna.schmidt-demo"),
                        ("class.watch.end", TEACHER, "anna.schmidt-demo")], actions
 
+    # The end of the lesson: one click, a confirmation that says how many, and the class's
+    # desktops stop (their files stay).
+    teacher.find_element(By.ID, "stop-class").click()
+    alert = browser.wait_until(teacher, lambda d: d.switch_to.alert, 10, "the confirmation")
+    assert "1" in alert.text and ("files are kept" in alert.text or "Dateien bleiben" in alert.text), alert.text
+    alert.accept()
+    wait_status(anna, "demo", "stopped", timeout=30)
+    notice = browser.wait_until(teacher, lambda d: shown(d, "notice"), 10, "the notice")
+    assert "Stopped: 1" in notice or "Gestoppt: 1" in notice, notice
+    browser.save_screenshot(teacher, "class-stopped-en")
+
 
 def test_only_the_classes_teachers_and_admins_see_a_class_page(signed_in_portal, chromium):
     portal, _ = signed_in_portal(CLASS_GROUPS="klasse-*")

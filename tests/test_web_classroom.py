@@ -158,3 +158,22 @@ def test_without_watching_there_are_no_thumbnails(web):
     portal.desktop("anna.schmidt", "tiny", "running")
     teacher = person(portal, "lehrer", ["teachers", "klasse-7a"], ["ROLE_TEACHER"])
     assert teacher.get("/api/class/klasse-7a/thumbnail/anna.schmidt-tiny").status == 404
+
+
+def test_a_teacher_stops_the_desktops_of_their_class_and_no_others(web):
+    portal = web()
+    anna = portal.desktop("anna.schmidt", "tiny", "running")  # klasse-7a
+    ben = portal.desktop("ben", "tiny", "running", host_port=2, container_id="b" * 64)  # klasse-8b
+    teacher = person(portal, "lehrer", ["teachers", "klasse-7a"], ["ROLE_TEACHER"])
+    refused = portal.signed_in("max.muster").post("/api/class/klasse-7a/stop-all")
+    assert (refused.status, refused.json()["error"]) == (403, "teachers_only")
+    assert teacher.post("/api/class/klasse-8b/stop-all").json()["error"] == "not_your_class"
+    # A state change with the cookie needs the page's CSRF token.
+    assert teacher.post("/api/class/klasse-7a/stop-all", csrf=False).status == 403
+    answer = teacher.post("/api/class/klasse-7a/stop-all")
+    assert (answer.status, answer.json()) == (200, {"stopped": 1})
+    assert db.Desktop.get_by_id(anna.id).status == "stopped"  # its container kept, with the files
+    assert db.Desktop.get_by_id(ben.id).status == "running"
+    assert portal.events("class.stop-all") == [("lehrer", "klasse-7a")]
+    assert ("lehrer", "anna.schmidt-tiny") in portal.events("desktop.stop")
+    assert teacher.post("/api/class/klasse-7a/stop-all").json() == {"stopped": 0}

@@ -1,16 +1,20 @@
-"""The classroom's API: a teacher's classes, a class with its members' desktops, and what a
-person may know about being watched. Who may see and watch is iservdesk/classroom.py's;
+"""The classroom's API: a teacher's classes, a class with its members' desktops and their
+thumbnails, stopping a class at the end of a lesson, and what a person may know about
+being watched. Who may see and watch is iservdesk/classroom.py's;
 the class page itself is rendered by web/ui.py. With CLASSROOM=off every route is 404.
 """
 
+import logging
 import time
 
 import bottle
 
 from .. import db
-from ..desktops import Status
+from ..desktops import ACTIVE, Status
 from ..errors import DesktopNotFound, DesktopNotRunning, Forbidden, NotFound
 from .api import desktop_json
+
+log = logging.getLogger(__name__)
 
 THUMBNAIL = (320, 180)  # pixels; KasmVNC scales the screen to fit, keeping its shape
 # A class page asks every 5 s; several teachers' pages share one picture this long.
@@ -67,6 +71,26 @@ def add_routes(app, context):
             })
         bottle.response.set_header("Cache-Control", "no-store")
         return {"group": group, "watch": classroom.watch_allowed, "members": members}
+
+    @app.post("/api/class/<group>/stop-all")
+    def stop_class(group):
+        """The end of a lesson: stop every active desktop of the class's members (files
+        kept), audited once with the count. Answers {"stopped": n}."""
+        enabled()
+        identity = require_user()
+        group = class_of(identity, group)
+        stopped = []
+        for user in classroom.members(group):
+            for row in desktops.rows_of(user).values():
+                if row.status in ACTIVE:
+                    row.user = user
+                    desktops.stop(row, identity.user.username)
+                    stopped.append(row.name)
+        with db.write(context.database):
+            db.record("class.stop-all", actor=identity.user.username, target=group, count=len(stopped),
+                      desktops=stopped)
+        log.info("%s stopped the %d desktops of class %s", identity.user.username, len(stopped), group)
+        return {"stopped": len(stopped)}
 
     pictures = {}  # desktop name -> (monotonic time taken, JPEG)
 

@@ -104,9 +104,26 @@
   }
 
   function load() {
-    d.api("GET", "/api/class/" + encodeURIComponent(group)).then(render)
+    return d.api("GET", "/api/class/" + encodeURIComponent(group)).then(function (body) { latest = body; render(body); })
       .catch(function (error) { d.notice(error.message); });
   }
+
+  var latest = null;  // the class as last loaded, for the confirmation's count
+
+  // The end of a lesson: one confirmation that says how many, then the files stay.
+  document.getElementById("stop-class").addEventListener("click", function () {
+    var running = [];
+    (latest ? latest.members : []).forEach(function (member) {
+      member.desktops.forEach(function (desktop) {
+        if (["running", "starting", "pulling"].indexOf(desktop.status) >= 0) { running.push(desktop); }
+      });
+    });
+    if (!running.length) { d.notice(d.t("class.nothing_to_stop")); return; }
+    if (!window.confirm(d.t("class.confirm_stop_all", {count: running.length}))) { return; }
+    d.api("POST", "/api/class/" + encodeURIComponent(group) + "/stop-all").then(function (answer) {
+      return load().then(function () { d.notice(d.t("class.stopped", {count: answer.stopped})); });
+    }).catch(function (error) { d.notice(error.message); });
+  });
 
   function refreshThumbnails() {
     container.querySelectorAll("img.thumbnail").forEach(function (picture) {

@@ -8,6 +8,7 @@
 % else:
 <p class="privacy" id="privacy">{{t["class.watch_off"]}}</p>
 % end
+<p class="toolbar"><button id="stop-class" type="button" class="button danger">{{t["class.stop_all"]}}</button></p>
 <p id="notice" class="notice" role="status" aria-live="polite"></p>
 <div id="members" class="cards members" data-group="{{group}}" aria-live="polite"></div>
 <noscript><p>JavaScript is needed to show the class.</p></noscript>
