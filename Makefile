@@ -51,6 +51,7 @@ run: demo-image
 bench: demo-image
 	$(PYTHON) scripts/bench.py
 	$(PYTHON) scripts/bench_proxy.py
+	$(PYTHON) scripts/bench_classroom.py
 
 lint:
 	$(PYTHON) -m pyflakes iservdesk tests scripts/*.py

@@ -68,12 +68,15 @@ def database_file(folder):
 
 
 def stop_processes(processes):
-    """Stop what start_processes started and remove the containers and volumes it made."""
+    """Stop what start_processes started and remove the containers, volumes and the desktops'
+    network it made."""
     for process in processes:
         stop_process(process, 20)
     subprocess.run("docker ps -aq --filter name=iservdesk-bench | xargs -r docker rm -f", shell=True,
                    stdout=subprocess.DEVNULL)
     subprocess.run("docker volume ls -q --filter name=iservdesk-bench | xargs -r docker volume rm",
+                   shell=True, stdout=subprocess.DEVNULL)
+    subprocess.run("docker network ls -q --filter name=iservdesk-bench | xargs -r docker network rm",
                    shell=True, stdout=subprocess.DEVNULL)
 
 
