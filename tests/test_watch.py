@@ -14,6 +14,20 @@ def exists(container, path):
     return container.exec_run(["test", "-e", path]).exit_code == 0
 
 
+def only_the_owner_types(portal, container, watcher, owner_session, who):
+    """Type a command through `watcher` (an Rfb), then the owner through a connection of
+    their own: once the owner's command has run, the watcher's would have run before it,
+    had it reached the desktop. Closes both connections."""
+    watcher.type_text("touch /tmp/typed-by-%s\n" % who)
+    owner = Rfb.over(open_ws(portal, "anna.schmidt-demo", owner_session))
+    owner.type_text("touch /tmp/typed-by-the-owner-after-%s\n" % who)
+    wait_for(lambda: exists(container, "/tmp/typed-by-the-owner-after-%s" % who), 20,
+             "the owner's typing to reach the desktop")
+    assert not exists(container, "/tmp/typed-by-%s" % who)
+    watcher.ws.close()
+    owner.ws.close()
+
+
 def test_a_watching_admin_reaches_the_desktop_as_its_viewer_and_its_typing_changes_nothing(
         running, docker_client, tmp_path):
     portal, anna, row = running(slug="demo", ADMIN_DESKTOP_ACCESS="view")
@@ -27,15 +41,7 @@ def test_a_watching_admin_reaches_the_desktop_as_its_viewer_and_its_typing_chang
 
     watcher = wait_for(lambda: Rfb.over(open_ws(portal, "anna.schmidt-demo", admin.session_id)), 20,
                        "the watcher's RFB session")
-    watcher.type_text("touch /tmp/typed-by-the-watcher\n")
-    # The owner types after the watcher: once the owner's line has run, the watcher's would
-    # have run before it, had it reached the desktop.
-    owner = Rfb.over(open_ws(portal, "anna.schmidt-demo", anna.session_id))
-    owner.type_text("touch /tmp/typed-by-the-owner\n")
-    wait_for(lambda: exists(container, "/tmp/typed-by-the-owner"), 20, "the owner's typing to reach the desktop")
-    assert not exists(container, "/tmp/typed-by-the-watcher")
-    watcher.ws.close()
-    owner.ws.close()
+    only_the_owner_types(portal, container, watcher, anna.session_id, "the-admin")
 
     con = database(tmp_path)
     entries = con.execute("SELECT actor, target, detail FROM events WHERE action = 'desktop.admin-access'"
@@ -89,13 +95,7 @@ def test_a_teacher_watches_a_class_members_desktop_openly_and_cannot_type_into_i
     now = anna.get("/api/watching").json()["now"]
     assert [(item["watcher"], item["desktop"], item["kind"]) for item in now] == [
         (name, "anna.schmidt-demo", "watch"), (name, "anna.schmidt-demo", "thumbnail")]
-    watcher.type_text("touch /tmp/typed-by-the-teacher\n")
-    owner = Rfb.over(open_ws(portal, "anna.schmidt-demo", anna.session_id))
-    owner.type_text("touch /tmp/typed-by-anna\n")
-    wait_for(lambda: exists(container, "/tmp/typed-by-anna"), 20, "Anna's typing to reach her desktop")
-    assert not exists(container, "/tmp/typed-by-the-teacher")
-    watcher.ws.close()
-    owner.ws.close()
+    only_the_owner_types(portal, container, watcher, anna.session_id, "the-teacher")
 
     # When the watching ends, Anna's history keeps it (30 days), and so does the audit log.
     wait_for(lambda: [item["kind"] for item in anna.get("/api/watching").json()["now"]] in ([], ["thumbnail"]),
