@@ -66,3 +66,6 @@ def test_max_desktops_answers_429(web):
     assert refused.json()["error"] == "too_many_desktops"
     assert "try again" in refused.json()["message"]
     assert "start of ben-tiny refused: MAX_DESKTOPS (1) reached" in portal.log()
+    # A refused first start leaves nothing that looks like it is starting.
+    status = portal.signed_in("ben").get("/api/container/status?desktop_type=tiny").json()
+    assert status["status"] == "absent"

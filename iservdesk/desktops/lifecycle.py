@@ -111,7 +111,8 @@ class Desktops:
         row = self._row_for(user, desktop_type.slug)
         with self.locks[row.name]:
             now = self.clock()
-            row = db.Desktop.get_by_id(row.id)
+            # A refused start of the same desktop may have deleted a row it had just made.
+            row = db.Desktop.get_or_none(db.Desktop.id == row.id) or self._row_for(user, desktop_type.slug)
             row.user = user
             job = self.jobs.get(row.name)
             if job is not None and not job.dead:
@@ -124,7 +125,11 @@ class Desktops:
             # (starting, no container, no job) for a start that died with an earlier process.
             self.claimed.add(row.name)
             try:
-                previous = self._claim(row)
+                try:
+                    previous = self._claim(row)
+                except TooManyDesktops:
+                    self._forget_unstarted(row)
+                    raise
                 try:
                     # A new container needs a port: reserve it now, so a full range is a 503 at once.
                     reservation = self.engine.reserve() if container is None else None
@@ -173,6 +178,13 @@ class Desktops:
         previous = {"status": fresh.status, "message": fresh.message}
         row.status, row.message = Status.STARTING, ""
         return previous
+
+    def _forget_unstarted(self, row):
+        """Delete a row made for this start that never got further (status new, no container),
+        so a refused first start leaves the desktop "absent", not "starting", for its owner."""
+        with db.write(self.database):
+            db.Desktop.delete().where((db.Desktop.id == row.id) & (db.Desktop.status == Status.NEW)
+                                      & db.Desktop.container_id.is_null()).execute()
 
     def _unclaim(self, row, previous):
         """Undo _claim() for a start that failed before its job ran (no port, engine down)."""
