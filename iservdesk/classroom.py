@@ -8,6 +8,10 @@ student none. With CLASSROOM_WATCH a teacher may watch a member's desktop, view 
 (web/desktop.py connects as KasmVNC's view-only user), and sees thumbnails of the class's
 screens on the class page; every watch and every look at thumbnails is audited with who,
 whom and when, and the student sees both while they last, and watches for 30 days after.
+A teacher may also show their own running desktop to one class ("Show my screen"): its
+members (and nobody else) get the same view-only viewer of it until the teacher ends the
+demo, signs out, or the desktop stops; then every viewer of it is closed. Watches and
+demos live in this process only: a restart of the portal closes their connections anyway.
 The pages and routes are web/classroom.py's.
 """
 
@@ -15,8 +19,13 @@ import collections
 import dataclasses
 import datetime
 import fnmatch
+import logging
+import socket
 
 from . import db
+from .desktops import Status
+
+log = logging.getLogger(__name__)
 
 HISTORY = datetime.timedelta(days=30)
 # A class page asks for its thumbnails every few seconds: a teacher counts as looking at a
@@ -36,6 +45,23 @@ class Watch:
     since: datetime.datetime = dataclasses.field(compare=False)
 
 
+@dataclasses.dataclass(eq=False)
+class Demo:
+    """A teacher's running desktop `desktop`, shown view only to the members of `group`."""
+
+    teacher_id: int
+    teacher: str  # the teacher's display name (what the class reads)
+    teacher_username: str
+    desktop: str
+    group: str
+    since: datetime.datetime
+    sockets: set = dataclasses.field(default_factory=set)  # the members' open viewers
+
+    def json(self):
+        return {"teacher": self.teacher, "desktop": self.desktop, "group": self.group,
+                "since": self.since.isoformat()}
+
+
 class Classroom:
     """Classes and watches of one portal. `policy` is the sessions.Policy (roles)."""
 
@@ -47,6 +73,8 @@ class Classroom:
         self.bus = bus
         self.open = collections.Counter()  # Watch -> open connections (a viewer may reconnect)
         self.looks = {}  # Watch -> when its last thumbnail was fetched (class pages open)
+        self.demos = {}  # teacher's user id -> Demo (one class at a time)
+        self.database = None  # set by follow(): where a demo ended by a stop is audited
 
     def is_class(self, group):
         """Whether `group` is a class: it matches CLASS_GROUPS (empty: any group), and it is
@@ -73,11 +101,13 @@ class Classroom:
     def members(self, group):
         """The people iservdesk knows in `group` (from their last sign-in), by name; the
         teachers of the class are not its members' business here, so they are left out."""
-        group = group.lower()
-        people = [user for user in db.User.select().order_by(db.User.display_name, db.User.username)
-                  if group in user.groups]
-        return [user for user in people
-                if not self.policy.is_teacher(user) and not self.policy.is_admin(user)]
+        people = db.User.select().order_by(db.User.display_name, db.User.username)
+        return [user for user in people if self.is_member(user, group)]
+
+    def is_member(self, user, group):
+        """Whether `user` is a member of class `group` as members() counts them."""
+        return (group.lower() in user.groups and not self.policy.is_teacher(user)
+                and not self.policy.is_admin(user))
 
     def may_watch(self, identity, owner):
         """True when `identity` (a teacher) may watch a desktop of `owner`: watching is on
@@ -163,3 +193,70 @@ class Classroom:
         for item in history:
             item["watcher"] = names.get(item["watcher"], item["watcher"])
         return {"now": now, "history": list(reversed(history))}
+
+    # -- demos ("Show my screen") --
+
+    def follow(self, bus, database):
+        """End a demo as soon as its desktop is no longer running: `bus` carries every
+        desktop change (desktops/lifecycle.py, reconcile.py). The audit entry joins the
+        publisher's transaction when it has one (a savepoint), else gets its own."""
+        self.database = database
+        bus.listen(self._desktop_changed)
+
+    def _desktop_changed(self, event):
+        view = event.get("view")
+        if view is None:
+            return
+        for demo in list(self.demos.values()):
+            if demo.desktop == view["name"] and view["status"] != Status.RUNNING:
+                with db.write(self.database):
+                    self.end_demo(demo.teacher_id, "desktop " + view["status"], only=demo)
+
+    def start_demo(self, identity, group, row):
+        """Show `row` (the teacher's own running desktop) to the members of `group`, which
+        the teacher sees; a demo they were giving to another class ends first. Audited."""
+        self.end_demo(identity.user.id, "another demo began")
+        demo = Demo(identity.user.id, identity.user.display_name or identity.user.username,
+                    identity.user.username, row.name, group.lower(), self.clock())
+        self.demos[identity.user.id] = demo
+        db.record("class.demo.start", actor=identity.user.username, target=demo.group, desktop=row.name)
+        log.info("%s shows the desktop %s to class %s", identity.user.username, row.name, demo.group)
+        self.bus.publish({"demo": demo.group})
+        return demo
+
+    def end_demo(self, teacher_id, reason, only=None):
+        """End the demo of the teacher with this user id (if any; with `only`: if it is
+        still that one): audited with `reason`, and every member's viewer of it closed at
+        once. Returns the ended Demo or None."""
+        demo = self.demos.get(teacher_id)
+        if demo is None or only is not None and demo is not only:
+            return None
+        del self.demos[teacher_id]
+        db.record("class.demo.end", actor=demo.teacher_username, target=demo.group, desktop=demo.desktop,
+                  reason=reason, viewers=len(demo.sockets))
+        log.info("the demo of %s to class %s ended (%s)", demo.teacher_username, demo.group, reason)
+        for sock in list(demo.sockets):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.bus.publish({"demo": demo.group})
+        return demo
+
+    def demo_of(self, identity, row):
+        """The Demo through which `identity` may see desktop `row`, or None: someone else's
+        desktop that is shown to a class `identity` is a member of."""
+        for demo in self.demos.values():
+            if (demo.desktop == row.name and demo.teacher_id == row.user_id != identity.user.id
+                    and self.is_member(identity.user, demo.group)):
+                return demo
+        return None
+
+    def demos_for(self, user):
+        """The demos shown to `user` now (as members of their classes), oldest first."""
+        return [demo for demo in sorted(self.demos.values(), key=lambda demo: demo.since)
+                if self.is_member(user, demo.group)]
+
+    def demo_by(self, user):
+        """The demo `user` gives now, or None."""
+        return self.demos.get(user.id)

@@ -204,3 +204,69 @@ def test_with_the_classroom_off_there_is_no_class_page(signed_in_portal, chromiu
     assert not [line for line in browser.browser_log(driver) if "/api/" in line]  # no classroom calls
     driver.get(portal.url + "/class/klasse-7a")
     assert "Nicht gefunden" in driver.find_element(By.TAG_NAME, "h1").text
+
+
+def test_a_teacher_shows_their_screen_to_exactly_the_class_and_ending_it_closes_the_viewers(
+        signed_in_portal, chromium, demo_image, tmp_path):
+    portal, _ = signed_in_portal(CLASS_GROUPS="klasse-*")
+    Client(portal.url, CLASSMATE)
+    lehrer = Client(portal.url, TEACHER)
+    lehrer.post("/api/container/start", params={"desktop_type": "demo"})
+    wait_status(lehrer, "demo", "running")
+
+    # Anna (klasse-7a) and Ben (klasse-8b) have their dashboards open.
+    student, other = chromium(language="de"), chromium(language="en")
+    browser_sign_in(student, portal.url, STUDENT)
+    browser_sign_in(other, portal.url, "ben")
+    for driver in (student, other):
+        browser.wait_until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#desktop-demo"), 20, "the dashboard")
+    assert shown(student, "demos") is None
+
+    teacher = chromium(language="de")
+    browser_sign_in(teacher, portal.url, TEACHER)
+    teacher.get(portal.url + "/class/klasse-7a")
+    start = browser.wait_until(teacher, lambda d: d.find_elements(By.CSS_SELECTOR, "#demo-controls [data-action=start-demo]"),
+                               20, "the 'show my screen' button")[0]
+    assert "Meinen Bildschirm zeigen" in shown(teacher, "demo") and start.text == "Der Klasse zeigen"
+    start.click()
+    active = browser.wait_until(teacher, lambda d: d.find_elements(By.CSS_SELECTOR, ".demo-active"), 10,
+                                "the running demo on the class page")[0]
+    assert "Die Klasse sieht deinen Desktop lehrer-demo seit " in active.text, active.text
+    browser.save_screenshot(teacher, "class-demo-de")
+
+    # Live on Anna's dashboard (the "demo" event), never on Ben's.
+    card = browser.wait_until(student, lambda d: shown(d, "demos"), 8, "the demo card on anna's dashboard")
+    assert "Bildschirm von Lena Lehrer" in card and "zeigt der Klasse klasse-7a den Bildschirm" in card, card
+    browser.save_screenshot(student, "demo-card-de")
+    dashboard = student.current_window_handle
+    student.find_element(By.CSS_SELECTOR, "#demos a.open-demo").click()
+    browser.wait_until(student, lambda d: len(d.window_handles) == 2, 10, "the viewer's tab")
+    student.switch_to.window([handle for handle in student.window_handles if handle != dashboard][0])
+    state = browser.wait_until(student, viewer_connected, 30, "the view-only viewer", describe=viewer_state)
+    assert state["viewOnly"] == "true"
+    assert browser.wait_until(student, lambda d: browser.canvas_not_blank(browser.novnc_state(d)), 15,
+                              "the canvas to show the teacher's desktop", describe=browser.novnc_state)
+    browser.save_screenshot(student, "demo-viewer-de")
+    assert shown(other, "demos") is None
+
+    # The teacher ends it: the viewer closes and the card goes, at once.
+    teacher.find_element(By.CSS_SELECTOR, "#demo-controls [data-action=end-demo]").click()
+
+    def closed(driver):
+        state = viewer_state(driver)
+        return state if state and state.get("state") in ("closed", "failed") else None
+    browser.wait_until(student, closed, 10, "the viewer to close", describe=viewer_state)
+    student.switch_to.window(dashboard)
+    browser.wait_until(student, lambda d: shown(d, "demos") is None, 8, "the card to go")
+    assert browser.wait_until(teacher, lambda d: d.find_elements(By.CSS_SELECTOR, "#demo-controls [data-action=start-demo]"),
+                              10, "the class page to offer showing again")
+    teacher.get(portal.url + "/lang/en?next=/class/klasse-7a")
+    browser.wait_until(teacher, lambda d: "Show my screen" in (shown(d, "demo") or ""), 20, "the English class page")
+    browser.save_screenshot(teacher, "class-demo-en")
+
+    assert "Traceback" not in portal.log()
+    con = database(tmp_path)
+    actions = con.execute("SELECT action, actor, target FROM events WHERE action LIKE 'class.demo.%' ORDER BY id"
+                          ).fetchall()
+    con.close()
+    assert actions == [("class.demo.start", TEACHER, "klasse-7a"), ("class.demo.end", TEACHER, "klasse-7a")]

@@ -2,6 +2,9 @@
 portal's viewer over KasmVNC's view-only user, so the desktop itself refuses the watcher's
 keyboard and mouse. Real portal, real demo desktop (which enforces view-only like KasmVNC)."""
 
+import json
+import time
+
 import websocket
 
 from conftest import container_of, wait_for
@@ -14,12 +17,12 @@ def exists(container, path):
     return container.exec_run(["test", "-e", path]).exit_code == 0
 
 
-def only_the_owner_types(portal, container, watcher, owner_session, who):
+def only_the_owner_types(portal, container, watcher, owner_session, who, desktop="anna.schmidt-demo"):
     """Type a command through `watcher` (an Rfb), then the owner through a connection of
     their own: once the owner's command has run, the watcher's would have run before it,
     had it reached the desktop. Closes both connections."""
     watcher.type_text("touch /tmp/typed-by-%s\n" % who)
-    owner = Rfb.over(open_ws(portal, "anna.schmidt-demo", owner_session))
+    owner = Rfb.over(open_ws(portal, desktop, owner_session))
     owner.type_text("touch /tmp/typed-by-the-owner-after-%s\n" % who)
     wait_for(lambda: exists(container, "/tmp/typed-by-the-owner-after-%s" % who), 20,
              "the owner's typing to reach the desktop")
@@ -111,3 +114,57 @@ def test_a_teacher_watches_a_class_members_desktop_openly_and_cannot_type_into_i
                      ("class.watch.start", "lehrer", "anna.schmidt-demo"),
                      ("class.watch.end", "lehrer", "anna.schmidt-demo")]
     assert "teacher lehrer looks at the desktop anna.schmidt-demo of anna.schmidt (view only)" in portal.log()
+
+
+def refused_ws(portal, name, session_id):
+    """The status code with which the portal refuses this session a WebSocket to `name`."""
+    try:
+        open_ws(portal, name, session_id).close()
+    except websocket.WebSocketBadStatusException as refused:
+        return refused.status_code
+    raise AssertionError("%s was opened" % name)
+
+
+def test_a_teachers_demo_reaches_exactly_the_class_view_only_and_ending_it_closes_every_viewer(
+        running, docker_client, tmp_path):
+    portal, teacher, row = running(slug="demo", user="lehrer")  # a teacher of klasse-7a and klasse-8b
+    container = container_of(docker_client, portal, "lehrer-demo")
+    wait_for(lambda: exists(container, "/tmp/.X11-unix/X1"), 20, "the demo desktop's X server")
+    anna, max_, ben = (Client(portal.url, name) for name in ("anna.schmidt", "max.muster", "ben"))
+    assert refused_ws(portal, "lehrer-demo", anna.session_id) == 403  # nothing shown yet
+    assert teacher.post("/api/class/klasse-7a/demo", params={"desktop_type": "demo"}).status_code == 200
+
+    assert [item["desktop"] for item in anna.get("/api/demos").json()["demos"]] == ["lehrer-demo"]
+    assert refused_ws(portal, "lehrer-demo", ben.session_id) == 403  # klasse-8b: not this demo
+    assert refused_ws(portal, "lehrer-demo", Client(portal.url, "mueller").session_id) == 403
+    def view(person):
+        return wait_for(lambda: Rfb.over(open_ws(portal, "lehrer-demo", person.session_id)), 20,
+                        "a class member's view of the demo")
+    # The members see the teacher's screen and cannot type into it.
+    assert view(anna).framebuffer_update()
+    only_the_owner_types(portal, container, view(anna), teacher.session_id, "a-student", desktop="lehrer-demo")
+    watching = view(max_)
+
+    assert teacher.delete("/api/class/klasse-7a/demo").status_code == 200
+    # The ended demo closes every viewer at once, and no new one opens.
+    watching.ws.settimeout(1)
+    deadline = time.monotonic() + 10
+    closed = False
+    while not closed and time.monotonic() < deadline:
+        try:
+            closed = watching.ws.recv() in (b"", "")
+        except websocket.WebSocketTimeoutException:
+            continue
+        except (websocket.WebSocketConnectionClosedException, ConnectionError):
+            closed = True
+    assert closed, "a member's viewer stayed open after the demo ended"
+    assert refused_ws(portal, "lehrer-demo", max_.session_id) == 403
+    assert anna.get("/api/demos").json() == {"demos": []}
+    con = database(tmp_path)
+    audit = con.execute("SELECT action, actor, target, detail FROM events WHERE action LIKE 'class.demo.%' "
+                        "ORDER BY id").fetchall()
+    con.close()
+    assert [entry[:3] for entry in audit] == [("class.demo.start", "lehrer", "klasse-7a"),
+                                              ("class.demo.end", "lehrer", "klasse-7a")]
+    ended = json.loads(audit[1][3])
+    assert ended["reason"] == "ended by the teacher" and ended["viewers"] >= 1 and ended["desktop"] == "lehrer-demo"

@@ -177,3 +177,93 @@ def test_a_teacher_stops_the_desktops_of_their_class_and_no_others(web):
     assert portal.events("class.stop-all") == [("lehrer", "klasse-7a")]
     assert ("lehrer", "anna.schmidt-tiny") in portal.events("desktop.stop")
     assert teacher.post("/api/class/klasse-7a/stop-all").json() == {"stopped": 0}
+
+
+def demo_portal(web, **settings):
+    """A portal where the teacher of klasse-7a runs a desktop of their own, Anna and Max
+    (klasse-7a) and Ben (klasse-8b) are signed in."""
+    portal = web(**settings)
+    teacher = person(portal, "lehrer", ["teachers", "klasse-7a"], ["ROLE_TEACHER"])
+    own = db.Desktop.create(user=db.User.get(db.User.username == "lehrer"), desktop_type="tiny",
+                            name="lehrer-tiny", status="running", container_id="d" * 64, host_port=3,
+                            secret="s", view_secret="v", created_at=portal.clock(),
+                            last_access_at=portal.clock())
+    people = {name: portal.signed_in(name) for name in ("anna.schmidt", "max.muster", "ben")}
+    return portal, teacher, own, people
+
+
+def test_a_teachers_demo_reaches_exactly_the_class_view_only_and_ends_when_they_end_it(web):
+    portal, teacher, own, people = demo_portal(web)
+    assert teacher.get("/api/class/klasse-7a").json()["own_desktops"] == [
+        {"desktop_type": "tiny", "name": "lehrer-tiny", "title": {"de": "Klein", "en": "Tiny"}}]
+    assert people["anna.schmidt"].get("/desktop/lehrer-tiny/").status == 403  # no demo yet
+    # Only a teacher of the class, only with the CSRF token, only their own running desktop.
+    assert people["anna.schmidt"].post("/api/class/klasse-7a/demo?desktop_type=tiny").status == 403
+    assert teacher.post("/api/class/klasse-8b/demo?desktop_type=tiny").json()["error"] == "not_your_class"
+    assert teacher.post("/api/class/klasse-7a/demo?desktop_type=tiny", csrf=False).status == 403
+    missing = teacher.post("/api/class/klasse-7a/demo")
+    assert (missing.status, missing.json()["error"]) == (400, "missing_desktop_type")
+    assert teacher.post("/api/class/klasse-7a/demo?desktop_type=other").status == 404
+
+    started = teacher.post("/api/class/klasse-7a/demo?desktop_type=tiny")
+    assert started.status == 200 and started.json()["demo"]["desktop"] == "lehrer-tiny"
+    assert teacher.get("/api/class/klasse-7a").json()["demo"]["group"] == "klasse-7a"
+    for name in ("anna.schmidt", "max.muster"):
+        shown = people[name].get("/api/demos").json()["demos"]
+        assert [(item["teacher"], item["desktop"], item["url"]) for item in shown] == [
+            ("Lehrer", "lehrer-tiny", portal.config.public_url + "/desktop/lehrer-tiny/")], name
+        page = people[name].get("/desktop/lehrer-tiny/")
+        assert page.status == 200 and 'data-view-only="true"' in page.text, name
+        # The viewer and its WebSocket, nothing else of the teacher's desktop.
+        assert people[name].get("/desktop/lehrer-tiny/vnc.html").status == 403
+    assert people["ben"].get("/api/demos").json() == {"demos": []}
+    assert people["ben"].get("/desktop/lehrer-tiny/").status == 403
+    assert portal.signed_in("admin").get("/api/demos").json() == {"demos": []}
+    # Watching the class's screens does not stop: a colleague's demo is no student's.
+    assert people["anna.schmidt"].get("/api/watching").json()["now"] == []
+
+    assert teacher.delete("/api/class/klasse-7a/demo").json() == {"demo": None}
+    assert people["anna.schmidt"].get("/api/demos").json() == {"demos": []}
+    assert people["anna.schmidt"].get("/desktop/lehrer-tiny/").status == 403
+    assert portal.events("class.demo.start") == portal.events("class.demo.end") == [("lehrer", "klasse-7a")]
+
+
+def test_a_demo_ends_when_the_teacher_signs_out_or_their_desktop_stops(web):
+    portal, teacher, own, people = demo_portal(web)
+    teacher.post("/api/class/klasse-7a/demo?desktop_type=tiny")
+    assert teacher.post("/logout", headers={"Accept": "application/json"}).status == 200
+    assert people["max.muster"].get("/api/demos").json() == {"demos": []}
+    [(reason,)] = [(event.detail["reason"],) for event in db.Event.select().where(db.Event.action == "class.demo.end")]
+    assert reason == "signed out"
+
+    teacher = person(portal, "lehrer2", ["teachers", "klasse-7a"], ["ROLE_TEACHER"])
+    db.Desktop.update(user=db.User.get(db.User.username == "lehrer2")).where(db.Desktop.id == own.id).execute()
+    assert teacher.post("/api/class/klasse-7a/demo?desktop_type=tiny").status == 200
+    assert len(people["max.muster"].get("/api/demos").json()["demos"]) == 1
+    assert teacher.post("/api/container/stop?desktop_type=tiny").status == 200
+    assert people["max.muster"].get("/api/demos").json() == {"demos": []}
+    details = [event.detail for event in db.Event.select().where(db.Event.action == "class.demo.end")]
+    assert details[-1]["reason"] == "desktop stopped"
+    # A stopped desktop cannot be shown.
+    refused = teacher.post("/api/class/klasse-7a/demo?desktop_type=tiny")
+    assert (refused.status, refused.json()["error"]) == (409, "desktop_not_running")
+
+
+def test_a_new_demo_ends_the_teachers_previous_one(web):
+    portal, teacher, own, people = demo_portal(web)
+    db.User.update(groups=["teachers", "klasse-7a", "klasse-8b"]).where(db.User.username == "lehrer").execute()
+    teacher.post("/api/class/klasse-7a/demo?desktop_type=tiny")
+    teacher.post("/api/class/klasse-8b/demo?desktop_type=tiny")
+    assert people["anna.schmidt"].get("/api/demos").json() == {"demos": []}
+    assert [item["group"] for item in people["ben"].get("/api/demos").json()["demos"]] == ["klasse-8b"]
+    assert portal.events("class.demo.end") == [("lehrer", "klasse-7a")]
+    # Ending it from the other class's page changes nothing.
+    teacher.delete("/api/class/klasse-7a/demo")
+    assert len(people["ben"].get("/api/demos").json()["demos"]) == 1
+
+
+def test_a_desktop_without_a_view_only_secret_cannot_be_shown(web):
+    portal, teacher, own, people = demo_portal(web)
+    db.Desktop.update(view_secret=None).where(db.Desktop.id == own.id).execute()
+    refused = teacher.post("/api/class/klasse-7a/demo?desktop_type=tiny")
+    assert (refused.status, refused.json()["error"]) == (409, "not_watchable")

@@ -33,6 +33,12 @@ class Subscription:
 class Bus:
     def __init__(self):
         self.subscribers = set()
+        self.listeners = []
+
+    def listen(self, callback):
+        """Call `callback(event)` for every event, in the publisher's greenlet (and inside
+        its database transaction, if it has one): it must be quick."""
+        self.listeners.append(callback)
 
     def subscribe(self, wants):
         """A Subscription receiving the events for which wants(event) is true."""
@@ -41,6 +47,8 @@ class Bus:
         return subscription
 
     def publish(self, event):
+        for callback in self.listeners:
+            callback(event)
         for subscription in list(self.subscribers):
             if subscription.wants(event):
                 subscription.queue.append(event)

@@ -95,6 +95,8 @@ def make_app(config, db, desktops, provider=None, clock=dbmodule.utcnow):
                       viewers=desktop.Viewers(), auth=authority,
                       classroom=(Classroom(config, authority.policy, clock, desktops.bus)
                                  if config.classroom else None))
+    if context.classroom is not None:
+        context.classroom.follow(desktops.bus, db)
     app = bottle.Bottle(catchall=False)
     errors.install(app)
     app.install(DatabasePlugin(db))

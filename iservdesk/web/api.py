@@ -214,11 +214,13 @@ def add_routes(app, context):
         if streams[session_hash] >= EVENT_STREAMS_PER_SESSION:
             raise TooMany("Too many live views are open in this session. Close some tabs and reload.",
                           code="too_many_streams")
-        user_id, is_admin = identity.user.id, identity.is_admin
+        user_id, is_admin, groups = identity.user.id, identity.is_admin, frozenset(identity.user.groups)
         # Desktop changes: one's own, every desktop's for admins. "watch": only the watched
-        # person is told that a watch of their desktop began or ended (classroom.py).
-        subscription = desktops.bus.subscribe(lambda event: event["owner"] == user_id
-                                              or is_admin and "view" in event)
+        # person is told that a watch of their desktop began or ended; "demo": the members
+        # of a class, that a demo to it began or ended (classroom.py).
+        subscription = desktops.bus.subscribe(lambda event: event.get("owner") == user_id
+                                              or is_admin and "view" in event
+                                              or event.get("demo") in groups)
         bottle.response.content_type = "text/event-stream"
         bottle.response.set_header("Cache-Control", "no-store")
         bottle.response.set_header("X-Accel-Buffering", "no")  # nginx: pass each event at once
@@ -231,6 +233,8 @@ def add_routes(app, context):
                     yield ": keepalive\n\n"
                 elif "watch" in event:
                     yield "event: watch\ndata: {}\n\n"
+                elif "demo" in event:
+                    yield "event: demo\ndata: {}\n\n"
                 else:
                     data = json.dumps(desktop_json(event["view"], admin=is_admin))
                     yield "event: desktop\ndata: %s\n\n" % data

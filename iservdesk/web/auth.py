@@ -314,6 +314,8 @@ def add_routes(app, context):
             with db.write(database):
                 sessions.end(identity.session_id)
                 db.record("logout", actor=identity.user.username)
+                if context.classroom is not None:  # a teacher's demo ends with their sign-out
+                    context.classroom.end_demo(identity.user.id, "signed out")
             viewers.close(identity.session.id_hash)
             log.info("%s signed out", identity.user.username)
             end_session_url = provider.end_session_url(identity.session.id_token, config.public_url + "/")

@@ -1,6 +1,6 @@
 """The classroom's API: a teacher's classes, a class with its members' desktops and their
-thumbnails, stopping a class at the end of a lesson, and what a person may know about
-being watched. Who may see and watch is iservdesk/classroom.py's;
+thumbnails, stopping a class at the end of a lesson, showing the teacher's own desktop to
+the class (a demo), what a person may know about being watched, and the demos shown to them. Who may see and watch is iservdesk/classroom.py's;
 the class page itself is rendered by web/ui.py. With CLASSROOM=off every route is 404.
 """
 
@@ -11,7 +11,7 @@ import bottle
 
 from .. import db
 from ..desktops import ACTIVE, Status
-from ..errors import DesktopNotFound, DesktopNotRunning, Forbidden, NotFound
+from ..errors import BadRequest, DesktopNotFound, DesktopNotRunning, Forbidden, NotFound
 from .api import desktop_json
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,56 @@ def add_routes(app, context):
                                   watchable=classroom.watch_allowed and row.status == Status.RUNNING)
                              for row in rows if row.status != Status.REMOVED],
             })
+        demo = classroom.demo_by(identity.user)
+        own = sorted(desktops.rows_of(identity.user).values(), key=lambda row: row.desktop_type)
         bottle.response.set_header("Cache-Control", "no-store")
-        return {"group": group, "watch": classroom.watch_allowed, "members": members}
+        return {"group": group, "watch": classroom.watch_allowed, "members": members,
+                "demo": demo.json() if demo is not None and demo.group == group else None,
+                # What the teacher could show: their own running desktops.
+                "own_desktops": [{"desktop_type": row.desktop_type, "name": row.name, "title": title_of(row)}
+                                 for row in own if row.status == Status.RUNNING]}
+
+    @app.post("/api/class/<group>/demo")
+    def start_demo(group):
+        """Show the teacher's own running desktop (`desktop_type`, in the query, a form or
+        JSON) to the class, view only; a demo to another class ends. Answers {"demo": ...}."""
+        enabled()
+        identity = require_user()
+        group = class_of(identity, group)
+        slug = bottle.request.params.get("desktop_type") or (bottle.request.json or {}).get("desktop_type")
+        if not isinstance(slug, str) or not slug:
+            raise BadRequest("Say which of your desktops to show (desktop_type).", code="missing_desktop_type")
+        row = desktops.find(identity.user, slug)
+        if row.status != Status.RUNNING or not row.host_port:
+            raise DesktopNotRunning("Start this desktop first; only a running desktop can be shown.")
+        if not row.view_secret:
+            raise DesktopNotRunning("This desktop was started before it could be shown; remove it and start "
+                                    "it again.", code="not_watchable")
+        with db.write(context.database):
+            demo = classroom.start_demo(identity, group, row)
+        return {"demo": demo.json()}
+
+    @app.delete("/api/class/<group>/demo")
+    def end_demo(group):
+        """End the teacher's demo to this class; every member's viewer of it closes."""
+        enabled()
+        identity = require_user()
+        group = class_of(identity, group)
+        demo = classroom.demo_by(identity.user)
+        if demo is not None and demo.group == group:
+            with db.write(context.database):
+                classroom.end_demo(identity.user.id, "ended by the teacher", only=demo)
+        return {"demo": None}
+
+    @app.get("/api/demos")
+    def demos():
+        """The demos shown to the asking person now, as members of a class: whose screen,
+        since when, and the viewer's address."""
+        enabled()
+        identity = require_user()
+        bottle.response.set_header("Cache-Control", "no-store")
+        return {"demos": [dict(demo.json(), url="%s/desktop/%s/" % (context.settings.public_url, demo.desktop))
+                          for demo in classroom.demos_for(identity.user)]}
 
     @app.post("/api/class/<group>/stop-all")
     def stop_class(group):

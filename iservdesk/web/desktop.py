@@ -88,7 +88,10 @@ SANDBOX = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-dow
 WEBSOCKETS_PER_SESSION = 8
 # Who looks at a desktop: its owner, or someone else through the portal's viewer with full
 # control or view only (ADMIN_DESKTOP_ACCESS's values).
-OWNER, FULL, VIEW, WATCH = "owner", "full", "view", "watch"  # WATCH: a teacher (classroom.py)
+# WATCH: a teacher, watching a member of their class; DEMO: a member of a class, looking at
+# the teacher's desktop that the teacher shows to the class (classroom.py).
+OWNER, FULL, VIEW, WATCH, DEMO = "owner", "full", "view", "watch", "demo"
+VIEW_ONLY = frozenset({VIEW, WATCH, DEMO})  # as KasmVNC's view-only user; no use of the desktop
 # WSGI environ key: set when the answer is a desktop's, so that with_portal_headers (web/
 # __init__.py) leaves its headers alone; every other answer under /desktop/ is the portal's.
 PROXIED = "iservdesk.proxied"
@@ -233,26 +236,30 @@ def add_routes(app, context):
         if identity.user.id == row.user_id:
             return OWNER
         access = config.admin_desktop_access if identity.is_admin else "off"
-        if access == "off" and classroom is not None and classroom.may_watch(identity, row.user):
-            access = WATCH  # a teacher, watching a member of their class
+        if access == "off" and classroom is not None:
+            if classroom.may_watch(identity, row.user):
+                access = WATCH
+            elif classroom.demo_of(identity, row) is not None:
+                access = DEMO
         if access == "off":
             raise Forbidden("This desktop belongs to someone else.", code="not_owner")
         viewing = (rest == "/websockify" if websocket is not None
                    else rest in ("", "/") and bottle.request.method in ("GET", "HEAD"))
         if not viewing:
             raise Forbidden("You see this desktop through the portal's viewer only.", code="viewer_only")
-        if access in (VIEW, WATCH) and websocket is not None and not row.view_secret:
+        if access in VIEW_ONLY and websocket is not None and not row.view_secret:
             raise DesktopNotRunning("This desktop was started before it could be watched; it can be "
                                     "once it has been removed and started again.", code="not_watchable")
-        if rest and access != WATCH:  # a teacher's watch is audited while its connection lasts
+        if rest and access in (FULL, VIEW):  # watches and demos are audited by classroom.py
             with db.write(database):
                 db.record("desktop.admin-access", actor=identity.user.username, target=row.name,
                           what="viewer" if websocket is not None else "page", access=access)
         if rest:
-            level = logging.INFO if access == WATCH else logging.WARNING  # watching is a lesson's routine
-            log.log(level, "%s %s looks at the desktop %s of %s (%s)",
-                    "teacher" if access == WATCH else "admin", identity.user.username, row.name,
-                    row.user.username, "full control" if access == FULL else "view only")
+            # Watching and demos are a lesson's routine; an admin looking on is not.
+            level = logging.WARNING if access in (FULL, VIEW) else logging.INFO
+            who = {WATCH: "teacher", DEMO: "class member"}.get(access, "admin")
+            log.log(level, "%s %s looks at the desktop %s of %s (%s)", who, identity.user.username,
+                    row.name, row.user.username, "full control" if access == FULL else "view only")
         return access
 
     def refuse_cross_site(environ, websocket, name):
@@ -344,9 +351,9 @@ def add_routes(app, context):
         port, secret = row.host_port, row.secret
         # Watching uses KasmVNC's view-only user: the desktop itself refuses the input.
         user = "kasm_user"
-        if access in (VIEW, WATCH):
+        if access in VIEW_ONLY:
             user, secret = "kasm_viewer", row.view_secret
-        if access not in (VIEW, WATCH):  # looking on is no use of the desktop: idle stays idle
+        else:  # looking on is no use of the desktop: idle stays idle
             desktops.record_access(row, clock())
         if not database.is_closed():
             database.close()  # no connection held while bytes flow for hours
@@ -403,7 +410,7 @@ def add_routes(app, context):
         session_id, session_hash = identity.session_id, identity.session.id_hash
 
         def record_access():
-            if access in (VIEW, WATCH):
+            if access in VIEW_ONLY:
                 return
             fresh = db.Desktop.get_or_none(db.Desktop.name == name)
             if fresh is not None and fresh.user_id == user_id:
@@ -412,6 +419,8 @@ def add_routes(app, context):
         def beat(flowed):
             # A viewer lives as long as the session that opened it: traffic keeps both
             # the desktop and the session in use; an ended or expired session ends it.
+            if demo is not None and demo not in classroom.demos.values():
+                return False
             with database.connection_context():
                 if sessions.resolve(session_id, policy, clock(), touch=flowed) is None:
                     log.info("WebSocket to desktop %s closed: its session ended", name)
@@ -423,13 +432,26 @@ def add_routes(app, context):
         log.info("WebSocket opened to desktop %s", name)
         metrics.WEBSOCKETS_OPEN.inc()
         viewers.add(session_hash, client)
-        watch = None
+        watch = demo = None
         if access == WATCH:
             with database.connection_context(), db.write(database):
                 watch = classroom.started(identity, row)
+        elif access == DEMO:
+            # Ending the demo closes this viewer (classroom.end_demo); one that ended while
+            # this connection was being made is closed at once.
+            demo = classroom.demo_of(identity, row)
+            if demo is not None:
+                demo.sockets.add(client)
+            else:
+                try:
+                    client.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
         try:
             count = proxy.relay(client, reader, upstream, pending, beat, activity_interval(config))
         finally:
+            if demo is not None:
+                demo.sockets.discard(client)
             viewers.discard(session_hash, client)
             metrics.WEBSOCKETS_OPEN.dec()
             if watch is not None:

@@ -1,7 +1,8 @@
 // A teacher's class page: a tile per member iservdesk knows (from their sign-ins), with
 // each desktop's type, status and last use, and for a running desktop that may be watched
-// a "Watch" link that opens the portal's view-only viewer in a new tab. Refreshed every
-// 5 s; a tile is only drawn again when what it shows changed (a link stays clickable).
+// a "Watch" link that opens the portal's view-only viewer in a new tab; above them, "Show
+// my screen" for one of the teacher's own running desktops. Refreshed every 5 s; a tile is
+// only drawn again when what it shows changed (a link stays clickable).
 "use strict";
 (function () {
   var d = iservdesk;
@@ -103,9 +104,63 @@
     d.notice(body.members.length ? "" : d.t("class.empty"));
   }
 
+  // "Show my screen": the teacher's running desktops to choose from, or the demo going on.
+  var demoControls = document.getElementById("demo-controls");
+  var demoKey = null;
+
+  function renderDemo(body) {
+    var key = JSON.stringify([body.demo, body.own_desktops]);
+    if (key === demoKey) { return; }  // unchanged: keep the choice and the focus
+    demoKey = key;
+    demoControls.replaceChildren();
+    if (body.demo) {
+      var active = document.createElement("p");
+      active.className = "demo-active";
+      var eye = document.createElement("img");
+      eye.className = "eye";
+      eye.src = "/static/icons/eye.svg";
+      eye.alt = "";
+      active.append(eye, " ", d.t("demo.active", {desktop: body.demo.desktop, time: d.clockTime(body.demo.since)}));
+      demoControls.append(active, d.button(d.t("demo.end"), "end-demo", "button danger"));
+    } else if (body.own_desktops.length) {
+      var label = document.createElement("label");
+      label.textContent = d.t("demo.choose") + " ";
+      var choice = document.createElement("select");
+      choice.id = "demo-desktop";
+      body.own_desktops.forEach(function (desktop) {
+        var option = document.createElement("option");
+        option.value = desktop.desktop_type;
+        option.textContent = titleOf(desktop);
+        choice.appendChild(option);
+      });
+      label.appendChild(choice);
+      demoControls.append(label, " ", d.button(d.t("demo.start"), "start-demo", "button primary"));
+    } else {
+      var none = document.createElement("p");
+      none.className = "none";
+      none.textContent = d.t("demo.no_desktop");
+      demoControls.appendChild(none);
+    }
+  }
+
+  demoControls.addEventListener("click", function (event) {
+    var target = event.target.closest("button[data-action]");
+    if (!target) { return; }
+    var path = "/api/class/" + encodeURIComponent(group) + "/demo";
+    var request = target.dataset.action === "start-demo"
+      ? d.api("POST", path + "?desktop_type=" + encodeURIComponent(document.getElementById("demo-desktop").value))
+      : d.api("DELETE", path);
+    request.then(function () {
+      return load().then(function () { d.notice(d.t(target.dataset.action === "start-demo" ? "demo.started" : "demo.ended")); });
+    }).catch(function (error) { d.notice(error.message); });
+  });
+
   function load() {
-    return d.api("GET", "/api/class/" + encodeURIComponent(group)).then(function (body) { latest = body; render(body); })
-      .catch(function (error) { d.notice(error.message); });
+    return d.api("GET", "/api/class/" + encodeURIComponent(group)).then(function (body) {
+      latest = body;
+      renderDemo(body);
+      render(body);
+    }).catch(function (error) { d.notice(error.message); });
   }
 
   var latest = null;  // the class as last loaded, for the confirmation's count

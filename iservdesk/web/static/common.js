@@ -64,15 +64,17 @@ var iservdesk = (function () {
     return element;
   }
 
-  // Server-Sent Events: call onEvent(desktop) for each change, and onWatch() when someone
-  // starts or stops watching one of the user's desktops (the classroom) and whenever the
-  // stream (re)opens; EventSource reconnects.
-  function events(onEvent, onWatch) {
+  // Server-Sent Events: call onEvent(desktop) for each change, and onClassroom(kind) when
+  // someone starts or stops watching one of the user's desktops ("watch"), a demo to one
+  // of their classes begins or ends ("demo"), and whenever the stream (re)opens ("open");
+  // EventSource reconnects.
+  function events(onEvent, onClassroom) {
     var source = new EventSource("/api/events");
     source.addEventListener("desktop", function (event) { onEvent(JSON.parse(event.data)); });
-    if (onWatch) {
-      source.addEventListener("watch", function () { onWatch(); });
-      source.addEventListener("open", function () { onWatch(); });  // after a reconnect: what was missed
+    if (onClassroom) {
+      ["watch", "demo", "open"].forEach(function (kind) {  // "open" after a reconnect: what was missed
+        source.addEventListener(kind, function () { onClassroom(kind); });
+      });
     }
     return source;
   }

@@ -3,7 +3,8 @@
 // classroom on: a banner while a teacher watches one of the user's desktops (from
 // /api/watching, fetched again on each "watch" event of /api/events, on each reconnect of
 // that stream and every 30 s in case an event was missed), the watches of the
-// last 30 days, and for teachers and admins their classes.
+// last 30 days, a card for each teacher's screen shown to one of the user's classes (a
+// demo, kept up to date the same way), and for teachers and admins their classes.
 "use strict";
 (function () {
   var d = iservdesk;
@@ -120,7 +121,10 @@
       var before = cards[desktop.desktop_type] && cards[desktop.desktop_type].dataset.status;
       if (cards[desktop.desktop_type]) { render(desktop); }
       if (desktop.status === "running" && before && before !== "running") { d.notice(d.t("ready")); }
-    }, watching ? loadWatching : null);
+    }, watching ? function (kind) {
+      if (kind !== "demo") { loadWatching(); }
+      if (kind !== "watch") { loadDemos(); }
+    } : null);
   }).catch(function (error) { d.notice(error.message); });
 
   // -- the classroom --
@@ -171,9 +175,39 @@
     d.api("GET", "/api/watching").then(renderWatching).catch(function () { /* next round */ });
   }
 
+  // A teacher's demo to one of the user's classes: a card that opens the view-only viewer.
+  var demos = document.getElementById("demos");
+
+  function renderDemos(body) {
+    demos.replaceChildren();
+    body.demos.forEach(function (demo) {
+      var card = document.createElement("article");
+      card.className = "card demo-card";
+      card.dataset.desktop = demo.desktop;
+      var title = document.createElement("h2");
+      title.textContent = d.t("demo.card_title", {teacher: demo.teacher});
+      var text = document.createElement("p");
+      text.textContent = d.t("demo.card_text", {teacher: demo.teacher, group: demo.group, time: d.clockTime(demo.since)});
+      var open = document.createElement("a");
+      open.className = "button primary open-demo";
+      open.href = demo.url;
+      open.target = "_blank";
+      open.rel = "noopener";
+      open.textContent = d.t("demo.open");
+      card.append(title, text, open);
+      demos.appendChild(card);
+    });
+    demos.hidden = !body.demos.length;
+  }
+
+  function loadDemos() {
+    d.api("GET", "/api/demos").then(renderDemos).catch(function () { /* next round */ });
+  }
+
   if (watching) {
     loadWatching();
-    window.setInterval(loadWatching, 30000);
+    loadDemos();
+    window.setInterval(function () { loadWatching(); loadDemos(); }, 30000);
   }
 
   if (classes) {

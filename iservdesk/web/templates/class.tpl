@@ -8,6 +8,11 @@
 % else:
 <p class="privacy" id="privacy">{{t["class.watch_off"]}}</p>
 % end
+<section id="demo" class="demo" aria-labelledby="demo-heading">
+  <h2 id="demo-heading">{{t["demo.heading"]}}</h2>
+  <p class="hint">{{t["demo.hint"]}}</p>
+  <div id="demo-controls" aria-live="polite"></div>
+</section>
 <p class="toolbar"><button id="stop-class" type="button" class="button danger">{{t["class.stop_all"]}}</button></p>
 <p id="notice" class="notice" role="status" aria-live="polite"></p>
 <div id="members" class="cards members" data-group="{{group}}" aria-live="polite"></div>

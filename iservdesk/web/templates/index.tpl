@@ -9,6 +9,7 @@
 % else:
 % if classroom:
 <div id="watching" class="watch-banner" role="status" aria-live="polite" hidden></div>
+<div id="demos" class="demo-cards" aria-live="polite" hidden></div>
 % end
 % if teaches:
 <section id="classes" class="classes" aria-labelledby="classes-heading" hidden>
