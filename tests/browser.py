@@ -192,11 +192,16 @@ def _short(error):
 # - the RFB object draws into a <canvas> inside #noVNC_container. It is same-origin, so
 #   getImageData works; a grid of up to ~40000 pixels is sampled.
 NOVNC_STATE_JS = r"""
-const root = document.documentElement;
-const status = document.getElementById('noVNC_status');
+// The owner's tab frames the client under the portal's bar (web/desktop.py): look inside.
+const frame = document.getElementById('desktop-frame');
+const document_ = frame && frame.contentDocument ? frame.contentDocument : document;
+const root = document_.documentElement;
+const status = document_.getElementById('noVNC_status');
 const state = {
-    url: location.href,
-    title: document.title,
+    url: document_.location.href,
+    top_url: location.href,
+    framed: !!frame,
+    title: document_.title,
     connected: root.classList.contains('noVNC_connected'),
     connecting: root.classList.contains('noVNC_connecting'),
     reconnecting: root.classList.contains('noVNC_reconnecting'),
@@ -207,11 +212,11 @@ const state = {
         : status.classList.contains('noVNC_status_error') ? 'error'
         : status.classList.contains('noVNC_status_warn') ? 'warn'
         : status.classList.contains('noVNC_status_normal') ? 'normal' : null,
-    credentials_asked: !!document.querySelector('#noVNC_credentials_dlg.noVNC_open'),
+    credentials_asked: !!document_.querySelector('#noVNC_credentials_dlg.noVNC_open'),
     canvas: null,
 };
-const container = document.getElementById('noVNC_container');
-const canvas = (container && container.querySelector('canvas')) || document.querySelector('canvas');
+const container = document_.getElementById('noVNC_container');
+const canvas = (container && container.querySelector('canvas')) || document_.querySelector('canvas');
 if (canvas) {
     const info = {width: canvas.width, height: canvas.height,
                   client_width: canvas.clientWidth, client_height: canvas.clientHeight,

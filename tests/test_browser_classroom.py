@@ -106,6 +106,17 @@ def test_a_teacher_watches_a_students_desktop_and_the_student_sees_it(signed_in_
     ongoing = browser.wait_until(student, lambda d: shown(d, "watch-history"), 20, "the ongoing watch's history")
     assert "Lena Lehrer hat anna.schmidt-demo angesehen" in ongoing and "bis jetzt" in ongoing
     browser.save_screenshot(student, "watched-banner-de")
+    # And in the desktop's own tab: the portal's bar over her desktop.
+    dashboard = student.current_window_handle
+    student.switch_to.new_window("tab")
+    desktop_tab = student.current_window_handle
+    browser.load(student, portal.url + "/desktop/anna.schmidt-demo/",
+                 lambda d: browser.canvas_not_blank(browser.novnc_state(d)), 30, "anna's own desktop",
+                 describe=browser.novnc_state)
+    bar = browser.wait_until(student, lambda d: shown(d, "desktop-notices"), 10, "the bar in anna's desktop tab")
+    assert "Lena Lehrer sieht deinen Bildschirm seit " in bar and "Niemand außer dir" in bar, bar
+    browser.save_screenshot(student, "watched-desktop-tab-de")
+    student.switch_to.window(dashboard)
 
     # The same in English, while the watch goes on.
     student.get(portal.url + "/lang/en?next=/")
@@ -133,6 +144,12 @@ def test_a_teacher_watches_a_students_desktop_and_the_student_sees_it(signed_in_
         return text if "is watching your screen" not in text and "small picture of your screen" in text else None
     banner = browser.wait_until(student, only_pictures, 8, "the banner to say only the thumbnails")
     assert "Lena Lehrer sees a small picture of your screen on the class page since " in banner, banner
+    student.switch_to.window(desktop_tab)  # loaded in German, before the switch
+    bar = browser.wait_until(student, lambda d: (lambda text: text if "sieht deinen Bildschirm" not in text
+                                                 else None)(shown(d, "desktop-notices") or ""),
+                             8, "the desktop tab's bar to say only the thumbnails")
+    assert "Lena Lehrer sieht seit " in bar and "kleines Bild deines Bildschirms" in bar, bar
+    student.switch_to.window(dashboard)
 
     def ended(driver):
         text = shown(driver, "watch-history") or ""

@@ -208,6 +208,9 @@ def test_redirects_from_a_desktop_never_leave_its_path_even_for_its_client_page(
     upstream = Upstream(answer)
     point_at(tmp_path, "anna.schmidt-tiny", upstream.port)
     driver.get(portal.url + "/desktop/anna.schmidt-tiny/?path=x")
+    # The owner's tab: the portal's bar over the client's entry page, in a frame.
+    driver.switch_to.frame(browser.wait_until(driver, lambda d: d.find_element(By.ID, "desktop-frame"), 10,
+                                              "the desktop's frame"))
     results = browser.wait_until(driver, lambda d: (lambda r: r if set(REDIRECTS) <= set(r) else None)(
         json.loads(d.find_element(By.ID, "out").text or "{}")), 20, "the entry page's probes")
     for name, value in results.items():

@@ -388,3 +388,30 @@ def test_requests_to_a_desktop_count_as_its_use_written_at_most_once_a_minute(we
     portal.signed_in("ben").get("/desktop/anna.schmidt-tiny/vnc.html")
     assert last_access() == later
     upstream.close()
+
+
+def test_the_owners_tab_is_the_portals_bar_over_the_client_in_a_frame(web):
+    upstream = Upstream(lambda head, body: b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 6"
+                                           b"\r\n\r\nclient")
+    portal = web()
+    portal.desktop("anna.schmidt", "tiny", "running", host_port=upstream.port)
+    anna = portal.signed_in("anna.schmidt")
+    entry = '/desktop/anna.schmidt-tiny/?path=desktop/anna.schmidt-tiny/websockify&x="><script>alert(1)</script>'
+    navigation = {"Sec-Fetch-Dest": "document", "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "navigate"}
+    page = anna.get(entry, headers=navigation)
+    assert page.status == 200 and not upstream.requests  # the portal's own page: nothing from the desktop
+    assert_portal_headers(page, "the frame page")
+    assert page.header("Cache-Control") == "no-store" and page.header("Vary") == "Sec-Fetch-Dest"
+    assert '<iframe id="desktop-frame" src="/desktop/anna.schmidt-tiny/?path=desktop/anna.schmidt-tiny/websockify' \
+           '&amp;x=&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;" title="Klein"' in page.text
+    assert "<script>alert" not in page.text and 'data-desktop="anna.schmidt-tiny"' in page.text
+    assert '"watching.now": "{watcher} sieht deinen Bildschirm seit {time}"' in page.text
+    # The frame's request (and any browser without Fetch Metadata) gets the client.
+    for headers in (dict(navigation, **{"Sec-Fetch-Dest": "iframe"}), {}):
+        client = anna.get(entry, headers=headers)
+        assert (client.status, client.text) == (200, "client"), headers
+    # Only the owner's entry page is framed; a stopped desktop gets its status page.
+    assert anna.get("/desktop/anna.schmidt-tiny/vnc.html", headers=navigation).text == "client"
+    db.Desktop.update(status="stopped").execute()
+    assert anna.get(entry, headers=navigation).status == 409
+    upstream.close()

@@ -22,6 +22,7 @@ the user-writable Downloads/ from the web root). So, in layers:
 
 import collections
 import html
+import json
 import logging
 import socket
 import ssl
@@ -32,7 +33,7 @@ import bottle
 from .. import db, metrics, proxy, sessions
 from ..desktops import BUSY, Status
 from ..errors import BadGateway, DesktopNotFound, DesktopNotRunning, DesktopUnreachable, NotFound, TooMany
-from . import viewer
+from . import i18n, viewer
 from .auth import Forbidden, Unauthenticated, cross_site
 from .responses import redirect, web_origin
 
@@ -74,6 +75,21 @@ STATUS_PAGE = """<!doctype html>
 <p><button id="start" type="button" {start_hidden}>Starten / Start</button>
 <a href="/">Zur Übersicht / Back to the overview</a></p>
 </main><script src="/static/desktop-status.js"></script></body></html>"""
+
+# What the owner's tab shows at /desktop/<name>/: the desktop's client in a frame under a
+# bar of the portal's own, which tells the owner, where they look, who sees their screen
+# (static/desktop-frame.js). Only browsers that send Sec-Fetch-Dest get it (the frame's
+# request says "iframe" and gets the client); others get the client itself.
+FRAME_PAGE = """<!doctype html>
+<html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{title} – iservdesk</title><link rel="stylesheet" href="/static/desktop-frame.css"></head>
+<body data-desktop="{name}" data-classroom="{classroom}">
+<div id="desktop-notices" role="status" aria-live="polite" hidden></div>
+<iframe id="desktop-frame" src="{src}" title="{title}"
+ allow="clipboard-read; clipboard-write; fullscreen; keyboard-map"></iframe>
+<script type="application/json" id="desktop-texts">{texts}</script>
+<script src="/static/desktop-frame.js"></script></body></html>"""
+FRAME_TEXTS = ("watching.now", "watching.thumbnail", "watching.view_only")
 
 
 # Sec-Fetch-Dest of requests whose answers are never rendered as a document of their own.
@@ -229,6 +245,23 @@ def add_routes(app, context):
             progress_hidden="" if row.status in STARTING else "hidden",
             start_hidden="hidden" if row.status in STARTING else "")
 
+    def frame_page(row):
+        """The owner's tab: the portal's bar over the client, framed at this same address."""
+        lang = viewer.request_language()
+        texts = i18n.texts(lang)
+        desktop_type = desktops.catalog.types.get(row.desktop_type)
+        title = desktop_type.name.get(lang, row.name) if desktop_type else row.name
+        query = bottle.request.query_string
+        bottle.response.set_header("Cache-Control", "no-store")
+        bottle.response.set_header("Vary", "Sec-Fetch-Dest")
+        bottle.response.content_type = "text/html; charset=utf-8"
+        return FRAME_PAGE.format(
+            lang=lang, title=html.escape(title), name=html.escape(row.name),
+            classroom="true" if classroom is not None else "false",
+            src=html.escape("/desktop/%s/" % row.name + ("?" + query if query else "")),
+            # JSON inside <script>: "<" escaped, so no text can end the element.
+            texts=json.dumps({key: texts[key] for key in FRAME_TEXTS}, ensure_ascii=False).replace("<", "\\u003c"))
+
     def access_of(identity, row, rest, websocket):
         """OWNER for the owner. Anyone else who may look (an admin, by ADMIN_DESKTOP_ACCESS)
         gets FULL or VIEW for the portal's viewer page and the WebSocket it opens (audited),
@@ -347,6 +380,8 @@ def add_routes(app, context):
                                view_only=access != FULL)
         if not running:
             return status_page(identity, row, 503 if row.status in STARTING else 409)
+        if rest == "/" and websocket is None and environ.get("HTTP_SEC_FETCH_DEST") == "document":
+            return frame_page(row)
 
         port, secret = row.host_port, row.secret
         # Watching uses KasmVNC's view-only user: the desktop itself refuses the input.
