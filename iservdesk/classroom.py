@@ -59,7 +59,12 @@ class Demo:
 
     def json(self):
         return {"teacher": self.teacher, "desktop": self.desktop, "group": self.group,
-                "since": self.since.isoformat()}
+                "group_name": group_name(self.group), "since": self.since.isoformat()}
+
+
+def group_name(group):
+    """The name IServ shows for `group` ("Klasse 7a"), else its account name."""
+    return db.Group.names([group]).get(group, group)
 
 
 class Classroom:

@@ -113,6 +113,31 @@ class User(BaseModel):
         table_name = "users"
 
 
+class Group(BaseModel):
+    """The name IServ shows for a group ("Klasse 7a"), by its account name (`act`, what
+    iservdesk matches on), as the last sign-in of one of its members said."""
+
+    act = peewee.TextField(primary_key=True)
+    name = peewee.TextField()
+    seen_at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "groups"
+
+    @classmethod
+    def remember(cls, names, now):
+        """Store {act: name} (from oidc.group_names); a group keeps its latest name."""
+        for act, name in names.items():
+            cls.insert(act=act, name=name, seen_at=now).on_conflict(
+                conflict_target=[cls.act], update={cls.name: name, cls.seen_at: now}).execute()
+
+    @classmethod
+    def names(cls, acts):
+        """{act: name} for those of `acts` a name is known for."""
+        acts = list(acts)
+        return {group.act: group.name for group in cls.select().where(cls.act.in_(acts))} if acts else {}
+
+
 class Session(BaseModel):
     """A signed-in browser or API client. Only the hash of the session id is stored."""
 
@@ -193,7 +218,7 @@ class KeyValue(BaseModel):
         table_name = "meta"
 
 
-MODELS = (User, Session, Login, Desktop, Event, KeyValue)
+MODELS = (User, Group, Session, Login, Desktop, Event, KeyValue)
 
 # Forward migrations. Append only; never edit one that has shipped.
 MIGRATIONS = (
@@ -279,6 +304,13 @@ MIGRATIONS = (
     # Containers of older releases keep NULL: they can be watched after their next new container.
     ("the view-only secret of a desktop", """
         ALTER TABLE desktops ADD COLUMN view_secret TEXT;
+    """),
+    ("the names of groups", """
+        CREATE TABLE groups (
+            act TEXT NOT NULL PRIMARY KEY,
+            name TEXT NOT NULL,
+            seen_at TEXT NOT NULL
+        );
     """),
 )
 

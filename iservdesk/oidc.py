@@ -87,6 +87,19 @@ def normalise_groups(value):
     return []
 
 
+def group_names(value):
+    """{act: name} from IServ's {id: {act, name}} groups (or a list of such objects): the
+    names people read ("Klasse 7a"); shown only, never matched on."""
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    names = {}
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("act"), str) and isinstance(item.get("name"), str):
+            act, name = item["act"].strip().lower(), item["name"].strip()
+            if act and name:
+                names[act] = name[:200]
+    return names
+
+
 def normalise_roles(value):
     """Role ids, lower-cased, from IServ's [{id, displayName}] or a plain list of names;
     a role object without `id` is dropped."""

@@ -73,8 +73,10 @@ def test_a_teacher_watches_a_students_desktop_and_the_student_sees_it(signed_in_
     teacher.find_element(By.CSS_SELECTOR, '#class-list a[href="/class/klasse-7a"]').click()
     browser.wait_until(teacher, lambda d: watch_link(d, STUDENT), 20, "anna's desktop with a Watch link")
     page = teacher.find_element(By.TAG_NAME, "main").text
-    assert "klasse-7a" in teacher.find_element(By.TAG_NAME, "h1").text
-    assert teacher.title.startswith("Klasse klasse-7a")
+    # IServ's name of the group, its account name under it.
+    assert teacher.find_element(By.TAG_NAME, "h1").text == "Klasse 7a"
+    assert teacher.find_element(By.CLASS_NAME, "group-account").text == "klasse-7a"
+    assert teacher.title.startswith("Klasse 7a – Klassenseite")
     assert "Nur wer sich schon einmal angemeldet hat, erscheint hier." in page
     assert "sieht" in page and "protokolliert" in page
     anna_tile = teacher.find_element(By.ID, "member-anna.schmidt")
@@ -253,7 +255,7 @@ def test_a_teacher_shows_their_screen_to_exactly_the_class_and_ending_it_closes_
 
     # Live on Anna's dashboard (the "demo" event), never on Ben's.
     card = browser.wait_until(student, lambda d: shown(d, "demos"), 8, "the demo card on anna's dashboard")
-    assert "Bildschirm von Lena Lehrer" in card and "zeigt der Klasse klasse-7a den Bildschirm" in card, card
+    assert "Bildschirm von Lena Lehrer" in card and "Für Klasse 7a, seit " in card, card
     browser.save_screenshot(student, "demo-card-de")
     dashboard = student.current_window_handle
     student.find_element(By.CSS_SELECTOR, "#demos a.open-demo").click()

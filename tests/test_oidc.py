@@ -28,6 +28,13 @@ def test_groups_never_match_on_display_names():
     assert oidc.normalise_groups([{"name": "admins"}, "Teachers"]) == ["teachers"]
 
 
+def test_group_names_are_kept_by_account_name_for_showing():
+    groups = {"12": {"act": "Klasse-7a", "name": " Klasse 7a "}, "60": {"act": "x", "name": ""},
+              "61": {"name": "no act"}, "62": {"act": "y", "name": 5}}
+    assert oidc.group_names(groups) == {"klasse-7a": "Klasse 7a"}
+    assert oidc.group_names(["plain", None]) == {} and oidc.group_names("klasse-7a") == {}
+
+
 def test_roles_never_match_on_display_names():
     roles = [{"name": "ROLE_ADMIN", "displayName": "ROLE_ADMIN"}, {"displayName": "ROLE_TEACHER"},
              {"id": "", "displayName": "Admin"}, {"id": "ROLE_STUDENT", "displayName": "ROLE_ADMIN"}]

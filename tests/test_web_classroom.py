@@ -28,7 +28,7 @@ def test_teachers_see_their_classes_admins_all_and_students_none(web):
     student = portal.signed_in("max.muster")  # klasse-7a
     admin = portal.signed_in("admin")
 
-    assert teacher.get("/api/classes").json() == {"classes": [{"group": "klasse-7a", "members": 2}]}
+    assert teacher.get("/api/classes").json() == {"classes": [{"group": "klasse-7a", "name": "klasse-7a", "members": 2}]}
     assert lonely.get("/api/classes").json() == {"classes": []}
     # Admins see every class someone signed in with; "schueler" and "teachers" are no classes.
     assert [item["group"] for item in admin.get("/api/classes").json()["classes"]] == ["klasse-7a", "klasse-8b"]
@@ -267,3 +267,20 @@ def test_a_desktop_without_a_view_only_secret_cannot_be_shown(web):
     db.Desktop.update(view_secret=None).where(db.Desktop.id == own.id).execute()
     refused = teacher.post("/api/class/klasse-7a/demo?desktop_type=tiny")
     assert (refused.status, refused.json()["error"]) == (409, "not_watchable")
+
+
+def test_classes_go_by_the_names_iserv_shows_as_the_last_sign_in_said(signed_in_web):
+    portal, _ = signed_in_web(CLASS_GROUPS="klasse-*")
+    portal.sign_in("anna.schmidt")
+    teacher, _, _ = portal.sign_in("lehrer")
+    assert teacher.get("/api/classes").json()["classes"] == [
+        {"group": "klasse-7a", "name": "Klasse 7a", "members": 1}, {"group": "klasse-8b", "name": "Klasse 8b",
+                                                                   "members": 0}]
+    assert teacher.get("/api/class/klasse-7a").json()["name"] == "Klasse 7a"
+    page = teacher.get("/class/klasse-7a")
+    assert '<h1 class="class-name">Klasse 7a</h1>' in page.text and '<p class="group-account">klasse-7a</p>' in page.text
+    # Names are only shown: a group renamed in IServ shows its new name after the next sign-in.
+    db.Group.update(name="Klasse 7a (alt)").execute()
+    assert teacher.get("/api/class/klasse-7a").json()["name"] == "Klasse 7a (alt)"
+    portal.sign_in("lehrer")
+    assert teacher.get("/api/class/klasse-7a").json()["name"] == "Klasse 7a"

@@ -250,6 +250,7 @@ def add_routes(app, context):
                                                                                 created_at=now)
             for name, value in fields.items():
                 setattr(user, name, value)
+            db.Group.remember(oidc.group_names(merged.get("groups")), now)
             if not policy.may_sign_in(user):
                 if user.id is not None:
                     user.save()  # group changes still count: older sessions lose roles too

@@ -10,6 +10,7 @@ import time
 import bottle
 
 from .. import db
+from ..classroom import group_name
 from ..desktops import ACTIVE, Status
 from ..errors import BadRequest, DesktopNotFound, DesktopNotRunning, Forbidden, NotFound
 from .api import desktop_json
@@ -49,8 +50,10 @@ def add_routes(app, context):
         identity = require_user()
         if not (identity.is_teacher or identity.is_admin):
             raise Forbidden("Class pages are for teachers.", code="teachers_only")
-        return {"classes": [{"group": group, "members": len(classroom.members(group))}
-                            for group in classroom.classes_of(identity)]}
+        groups = classroom.classes_of(identity)
+        names = db.Group.names(groups)
+        return {"classes": [{"group": group, "name": names.get(group, group), "members": len(classroom.members(group))}
+                            for group in groups]}
 
     @app.get("/api/class/<group>")
     def one_class(group):
@@ -72,7 +75,7 @@ def add_routes(app, context):
         demo = classroom.demo_by(identity.user)
         own = sorted(desktops.rows_of(identity.user).values(), key=lambda row: row.desktop_type)
         bottle.response.set_header("Cache-Control", "no-store")
-        return {"group": group, "watch": classroom.watch_allowed, "members": members,
+        return {"group": group, "name": group_name(group), "watch": classroom.watch_allowed, "members": members,
                 "demo": demo.json() if demo is not None and demo.group == group else None,
                 # What the teacher could show: their own running desktops.
                 "own_desktops": [{"desktop_type": row.desktop_type, "name": row.name, "title": title_of(row)}

@@ -90,7 +90,7 @@ CATALOGUES = {
         "error.not_found_text": "Diese Seite gibt es hier nicht.",
         "error.class_forbidden_text": "Diese Klasse gehört nicht zu deinen Klassen. Klassenseiten sehen nur "
                                       "Lehrkräfte der Klasse und die Verwaltung.",
-        "class.title": "Klasse {group}",
+        "class.title": "{group} – Klassenseite",
         "class.label": "Klasse",
         "class.who_appears": "Nur wer sich schon einmal angemeldet hat, erscheint hier.",
         "class.watch_is_open": "Zuschauen heißt nur ansehen, nicht steuern. Die Schülerin oder der Schüler sieht "
@@ -118,7 +118,7 @@ CATALOGUES = {
         "demo.started": "Die Klasse sieht jetzt deinen Bildschirm.",
         "demo.ended": "Die Klasse sieht deinen Bildschirm nicht mehr.",
         "demo.card_title": "Bildschirm von {teacher}",
-        "demo.card_text": "{teacher} zeigt der Klasse {group} den Bildschirm, seit {time}. Du kannst nur zusehen.",
+        "demo.card_text": "Für {group}, seit {time}. Du kannst nur zusehen.",
         "demo.open": "Ansehen",
         "classes.heading": "Meine Klassen",
         "classes.members": "Mitglieder: {count}",
@@ -211,7 +211,7 @@ CATALOGUES = {
         "error.not_found_text": "There is no such page here.",
         "error.class_forbidden_text": "This is not one of your classes. Class pages are for the class's "
                                       "teachers and administrators only.",
-        "class.title": "Class {group}",
+        "class.title": "{group} – class page",
         "class.label": "Class",
         "class.who_appears": "Only people who have signed in at least once appear here.",
         "class.watch_is_open": "Watching means looking only, not controlling. The student sees at once that you "
@@ -239,7 +239,7 @@ CATALOGUES = {
         "demo.started": "The class now sees your screen.",
         "demo.ended": "The class no longer sees your screen.",
         "demo.card_title": "Screen of {teacher}",
-        "demo.card_text": "{teacher} shows the screen to class {group}, since {time}. You can only watch.",
+        "demo.card_text": "For {group}, since {time}. You can only watch.",
         "demo.open": "Watch",
         "classes.heading": "My classes",
         "classes.members": "Members: {count}",

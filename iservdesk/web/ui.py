@@ -11,6 +11,7 @@ import urllib.parse
 import bottle
 
 from .. import db, sessions
+from ..classroom import group_name
 from . import i18n
 from .auth import safe_return_path
 from .responses import redirect
@@ -97,8 +98,9 @@ def add_routes(app, context):
         if not classroom.may_see(identity, group):
             return error_page(403, "error.class_forbidden_text")
         group = group.lower()
+        name = group_name(group)
         return page("class.tpl", "class.title", scripts=("common.js", "class.js"),
-                    title_values={"group": group}, group=group, watch=classroom.watch_allowed)
+                    title_values={"group": name}, group=group, group_name=name, watch=classroom.watch_allowed)
 
     @app.get("/lang/<code>")
     def switch_language(code):

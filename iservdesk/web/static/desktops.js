@@ -187,7 +187,8 @@
       var title = document.createElement("h2");
       title.textContent = d.t("demo.card_title", {teacher: demo.teacher});
       var text = document.createElement("p");
-      text.textContent = d.t("demo.card_text", {teacher: demo.teacher, group: demo.group, time: d.clockTime(demo.since)});
+      text.textContent = d.t("demo.card_text", {teacher: demo.teacher, group: demo.group_name || demo.group,
+                                                 time: d.clockTime(demo.since)});
       var open = document.createElement("a");
       open.className = "button primary open-demo";
       open.href = demo.url;
@@ -218,7 +219,7 @@
         var entry = document.createElement("li");
         var link = document.createElement("a");
         link.href = "/class/" + encodeURIComponent(item.group);
-        link.textContent = item.group;
+        link.textContent = item.name || item.group;
         var count = document.createElement("span");
         count.className = "count";
         count.textContent = d.t("classes.members", {count: item.members});

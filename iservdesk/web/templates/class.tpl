@@ -1,7 +1,10 @@
 % rebase("base.tpl", **locals())
 <p class="breadcrumb"><a href="/">{{t["header.home"]}}</a></p>
 <p class="eyebrow">{{t["class.label"]}}</p>
-<h1 class="class-name">{{group}}</h1>
+<h1 class="class-name">{{group_name}}</h1>
+% if group_name != group:
+<p class="group-account">{{group}}</p>
+% end
 <p class="hint">{{t["class.who_appears"]}}</p>
 % if watch:
 <p class="privacy" id="privacy"><img class="eye" src="/static/icons/eye.svg" alt=""> {{t["class.watch_is_open"]}}</p>
