@@ -22,6 +22,12 @@ connections per host). Measured:
   bytes differ. The portal keeps a thumbnail 4 s (THUMBNAIL_FRESH), so up to ~4 s plus a
   screenshot is expected; changes come at random moments against that cache.
 
+- watching: the first frame after a click, p50/p95 over --watches tries in headless
+  Chromium: the teacher clicks "Watch" on the class page, a tab opens with the portal's
+  view-only viewer, until its canvas shows the desktop (more than two colours); baseline:
+  the owner clicks "Open" on the dashboard and their own client (through the portal, in
+  the owner's tab's frame) shows the same desktop, measured the same way.
+
 Prints a table and writes it to bench-results/classroom.txt. Every container, volume and
 network of the run has a CONTAINER_PREFIX unique to the run and is removed at the end,
 also on failure.
@@ -240,11 +246,66 @@ def change_latencies(page, targets, container, name, changes, deadline):
     return results
 
 
+# True once the page's desktop picture is drawn: a canvas of at least 64x64 pixels whose
+# samples have three colours or more (the portal's viewer draws in the top document, the
+# owner's client in the frame of the owner's tab).
+FIRST_FRAME_JS = """
+const frame = document.getElementById('desktop-frame');
+const doc = frame && frame.contentDocument ? frame.contentDocument : document;
+const canvas = doc ? doc.querySelector('canvas') : null;
+if (!canvas || canvas.width < 64 || canvas.height < 64) return false;
+try {
+    const w = canvas.width, h = canvas.height, colours = new Set();
+    const data = canvas.getContext('2d').getImageData(0, 0, w, h).data;
+    for (let y = 0; y < h; y += Math.ceil(h / 20))
+        for (let x = 0; x < w; x += Math.ceil(w / 20)) {
+            const i = (y * w + x) * 4;
+            colours.add(data[i + 3] === 0 ? 0 : (data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+        }
+    return colours.size >= 3;
+} catch (error) { return false; }
+"""
+
+
+def signed_in_browser(url, client):
+    """A headless Chromium carrying `client`'s session cookie (as if they had signed in)."""
+    from devtools import start_browser
+    driver = start_browser(language="de")
+    driver.get(url + "/healthz")
+    driver.add_cookie({"name": "iservdesk_session", "value": client.session_id, "path": "/"})
+    return driver
+
+
+def first_frames(driver, page, link_selector, tries):
+    """Seconds from a click on the link (`link_selector` on `page`, opening a new tab) to
+    the first drawn frame in that tab, `tries` times; the tab is closed after each."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    driver.get(page)
+    home = driver.current_window_handle
+    times = []
+    for _ in range(tries):
+        link = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, link_selector), 30, link_selector)[0]
+        started = time.monotonic()
+        try:
+            link.click()
+        except StaleElementReferenceException:  # the page redrew it in between: again
+            continue
+        wait_for(lambda: len(driver.window_handles) == 2, 10, "the new tab")
+        driver.switch_to.window([handle for handle in driver.window_handles if handle != home][0])
+        wait_for(lambda: driver.execute_script(FIRST_FRAME_JS), 30, "the first frame", interval=0.02)
+        times.append(time.monotonic() - started)
+        driver.close()
+        driver.switch_to.window(home)
+    return times
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=60.0, help="how long the class page refreshes")
     parser.add_argument("--changes", type=int, default=10, help="screen changes for the latency")
+    parser.add_argument("--watches", type=int, default=20, help="clicks on Watch (and on Open) for the first frame")
     parser.add_argument("--start-timeout", type=float, default=0,
                         help="how long all desktops may take to run (default 120 s + 10 s per student)")
     args = parser.parse_args()
@@ -257,8 +318,10 @@ def main():
         try:
             run = Run(folder, args.students)
             started = time.monotonic()
+            students = []
             for username in run.students:
                 student = Client(run.url, username, password=username + "-pw")
+                students.append(student)
                 answer = student.post("/api/container/start", params={"desktop_type": "demo"})
                 if answer.status_code not in (200, 202):
                     raise AssertionError("%s: start answered %d %s" % (username, answer.status_code, answer.text))
@@ -300,7 +363,21 @@ def main():
                                              lambda name: direct_screenshot(targets[name]), names))
                 time.sleep(max(0.0, begin + count * REFRESH - time.monotonic()))
                 span, cpu_span = time.monotonic() - begin, cpu_seconds(run.portal.pid) - cpu_begin
-            latencies = change_latencies(page, targets, "%s-%s" % (run.prefix, names[0]), names[0], args.changes, time.monotonic() + 300)
+            latencies = change_latencies(page, targets, "%s-%s" % (run.prefix, names[0]), names[0], args.changes,
+                                         time.monotonic() + 300)
+            watched = opened = []
+            if args.watches:
+                owner = students[run.students.index(names[0].rsplit("-", 1)[0])]
+                drivers = []
+                try:
+                    drivers.append(signed_in_browser(run.url, teacher))
+                    watched = first_frames(drivers[-1], "%s/class/%s" % (run.url, GROUP),
+                                           "#member-%s a.watch" % owner.username, args.watches)
+                    drivers.append(signed_in_browser(run.url, owner))
+                    opened = first_frames(drivers[-1], run.url + "/", "#desktop-demo a.open", args.watches)
+                finally:
+                    for driver in drivers:
+                        driver.quit()
         except BaseException:
             if run is not None:
                 print("bench_classroom: failed; the portal's log ends:\n" + run.log_tail(), file=sys.stderr)
@@ -335,6 +412,15 @@ def main():
                   "%-44s %12.2f %12.2f" % ("p50 s", percentile(portal_times, 0.5), percentile(direct_times, 0.5)),
                   "%-44s %12.2f %12.2f" % ("p95 s", percentile(portal_times, 0.95), percentile(direct_times, 0.95)),
                   "(the portal keeps a thumbnail 4 s, so up to ~4 s plus a screenshot is by design)"]
+    if watched and opened:
+        lines += ["", "click -> first frame drawn in Chromium, %d tries each (%s's desktop):" % (len(watched), names[0]),
+                  "%-44s %12s %12s %8s" % ("", "Watch", "Open", "ratio"),
+                  "%-44s %12.2f %12.2f %8.2f" % ("p50 s", percentile(watched, 0.5), percentile(opened, 0.5),
+                                                 percentile(watched, 0.5) / percentile(opened, 0.5)),
+                  "%-44s %12.2f %12.2f %8.2f" % ("p95 s", percentile(watched, 0.95), percentile(opened, 0.95),
+                                                 percentile(watched, 0.95) / percentile(opened, 0.95)),
+                  "(Watch: the teacher's view-only viewer from the class page; Open: the owner's own client "
+                  "from the dashboard, both through the portal)"]
     lines.append("load average %.2f at the end" % os.getloadavg()[0])
     write_report("classroom.txt", lines)
 
