@@ -52,6 +52,7 @@ bench: demo-image
 	$(PYTHON) scripts/bench.py
 	$(PYTHON) scripts/bench_proxy.py
 	$(PYTHON) scripts/bench_classroom.py
+	$(PYTHON) scripts/bench_lesson.py
 
 lint:
 	$(PYTHON) -m pyflakes iservdesk tests scripts/*.py

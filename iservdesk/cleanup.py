@@ -89,6 +89,9 @@ def run(config, desktops, database, now, dry_run=False):
                     if now - last_used_at(row) >= config.idle_timeout and \
                             stop_if_idle(desktops, row, now, config.idle_timeout, dry_run):
                         report.stopped.append(row.name)
+                    elif row.prepared_at is not None and stop_if_prepared_unused(
+                            desktops, row, now, config.prepared_unused_timeout, dry_run):
+                        report.stopped.append(row.name)
                 for row in db.Desktop.select().where(db.Desktop.status.in_(list(HALTED))
                                                      & db.Desktop.container_id.is_null(False)):
                     if remove_if_stopped(desktops, row, now, config.remove_stopped_after, dry_run):
@@ -186,27 +189,60 @@ def stop_if_idle(desktops, row, now, idle_timeout, dry_run=False):
     a viewer's WebSocket, so a desktop someone works with is never idle. Returns True when
     it was stopped (dry_run: would be). The container and its files stay.
     """
-    fresh = db.Desktop.select(db.Desktop, db.User).join(db.User).where(db.Desktop.id == row.id).first()
-    if fresh is None or fresh.status != Status.RUNNING or not fresh.container_id:
+    fresh = _running(row)
+    if fresh is None:
         return False
     idle = now - last_used_at(fresh)
     if idle < idle_timeout:
         return False
-    container = desktops.engine.inspect(fresh.container_id)
-    if container is None or not container.running:
-        return False  # reconciling is another step's business
-    if not dry_run:
-        desktops.engine.stop(container.id)
-        _write(desktops, now, fresh, "idle", {"container_id": container.id,
-                                               "status": {Status.RUNNING, Status.STOPPED}}, {
-            "status": Status.STOPPED, "stopped_at": now,
-            "message": "Stopped after %s without use; your files are kept. Start it again to continue."
-                       % human_duration(idle_timeout)})
-        with db.write(desktops.database):
-            db.record("desktop.stop", actor="cleanup", target=fresh.name, reason="idle",
-                      idle_minutes=int(idle.total_seconds() // 60))
+    if not _stop(desktops, fresh, now, dry_run, "idle",
+                 "Stopped after %s without use; your files are kept. Start it again to continue."
+                 % human_duration(idle_timeout), idle_minutes=int(idle.total_seconds() // 60)):
+        return False
     log.info("cleanup %s desktop %s: unused for %s (IDLE_TIMEOUT %s)", "would stop" if dry_run else "stopped",
              fresh.name, human_duration(idle), human_duration(idle_timeout))
+    return True
+
+
+def stop_if_prepared_unused(desktops, row, now, timeout, dry_run=False):
+    """Stop the desktop if, at `now`, it still runs as prepared for a lesson (preparations.py)
+    and its owner has not opened it in `timeout` since. Returns True when it was stopped
+    (dry_run: would be); files are kept."""
+    fresh = _running(row)
+    if fresh is None or fresh.prepared_at is None or now - fresh.prepared_at < timeout:
+        return False
+    if not _stop(desktops, fresh, now, dry_run, "prepared-unused",
+                 "Prepared for a lesson and not opened within %s; your files are kept. Start it again "
+                 "to continue." % human_duration(timeout)):
+        return False
+    log.info("cleanup %s desktop %s: prepared %s ago and not opened (PREPARED_UNUSED_TIMEOUT %s)",
+             "would stop" if dry_run else "stopped", fresh.name, human_duration(now - fresh.prepared_at),
+             human_duration(timeout))
+    return True
+
+
+def _running(row):
+    """The row as it is now, if its desktop still runs (with a container); else None."""
+    fresh = db.Desktop.select(db.Desktop, db.User).join(db.User).where(db.Desktop.id == row.id).first()
+    if fresh is None or fresh.status != Status.RUNNING or not fresh.container_id:
+        return None
+    return fresh
+
+
+def _stop(desktops, fresh, now, dry_run, reason, message, **details):
+    """Stop the running container of `fresh` (kept, with its files), write the row with
+    `message` and audit the stop with `reason`. False when the container is not running
+    (reconciling is another step's business)."""
+    container = desktops.engine.inspect(fresh.container_id)
+    if container is None or not container.running:
+        return False
+    if not dry_run:
+        desktops.engine.stop(container.id)
+        _write(desktops, now, fresh, reason, {"container_id": container.id,
+                                               "status": {Status.RUNNING, Status.STOPPED}}, {
+            "status": Status.STOPPED, "stopped_at": now, "message": message})
+        with db.write(desktops.database):
+            db.record("desktop.stop", actor="cleanup", target=fresh.name, reason=reason, **details)
     return True
 
 

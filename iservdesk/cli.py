@@ -40,12 +40,16 @@ def cmd_serve(config, args):
     app = make_app(config, database, desktops, clock=clock)
     host, port = config.listen
     desktops.run_background()
+    if app.context.preparations is not None:
+        app.context.preparations.run_background()
     try:
         server.serve(app, host, port)
     except OSError as error:
         reason = os.strerror(error.errno) if error.errno else str(error)
         return fail("LISTEN: cannot listen on %s:%d: %s" % (host, port, reason), EXIT_FAILURE)
     finally:
+        if app.context.preparations is not None:
+            app.context.preparations.shutdown()
         desktops.shutdown()
     return 0
 

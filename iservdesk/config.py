@@ -8,8 +8,8 @@ for; `.env.example` and the README's settings table are generated from SCHEMA
 import datetime
 import io
 import ipaddress
-import re
 import os
+import re
 import urllib.parse
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -171,6 +171,13 @@ def parse_duration(value):
     return datetime.timedelta(seconds=seconds)
 
 
+def parse_optional_duration(value):
+    """parse_duration, or None for "0" or "off" (the feature is off)."""
+    if value.strip().lower() in ("0", "off"):
+        return None
+    return parse_duration(value)
+
+
 def parse_duration_seconds(value):
     """parse_duration as whole seconds, for the timeouts handed to sockets and HTTP clients."""
     return int(parse_duration(value).total_seconds())
@@ -187,6 +194,14 @@ def parse_positive_int(value):
     if number <= 0:
         raise ValueError("expected a whole number above zero")
     return number
+
+
+def parse_concurrency(value):
+    """START_CONCURRENCY: a whole number above zero, or "auto": the host's CPU count, at
+    least 2 (a Kasm desktop's boot keeps about one core busy for several seconds)."""
+    if value.strip().lower() == "auto":
+        return max(2, os.cpu_count() or 1)
+    return parse_positive_int(value)
 
 
 def parse_desktop_access(value):
@@ -294,6 +309,10 @@ SCHEMA = (
     Setting("MAX_DESKTOPS", "30", parse_positive_int,
             "How many desktops may run (or start) at once on this host; more get 429 and a "
             "message to try later."),
+    Setting("START_CONCURRENCY", "auto", parse_concurrency,
+            "How many desktops may be created and booting at once; more starts wait in a fair "
+            "queue (each person's first before anyone's second) and see their place. auto: the "
+            "host's CPU count, at least 2."),
     Setting("CONTAINER_PREFIX", "iservdesk", parse_prefix,
             "Start of container and home-volume names (<prefix>-<user>-<type>); change it only "
             "to run a second installation on the same Docker engine."),
@@ -318,6 +337,14 @@ SCHEMA = (
             "iservdesk cleanup stops a running desktop nobody has used this long (no page "
             "loaded, no traffic to or from a viewer). Files are kept. 2h outlasts a double "
             "lesson plus a break. " + DURATION_HELP),
+    Setting("IDLE_WARNING", "10m", parse_optional_duration,
+            "This long before IDLE_TIMEOUT stops an unused desktop, its owner is told on the "
+            "overview and in the desktop's tab, with one click to keep it; shorter than "
+            "IDLE_TIMEOUT (left unset, half of a shorter IDLE_TIMEOUT). 0 or off: no warning. "
+            + DURATION_HELP),
+    Setting("PREPARED_UNUSED_TIMEOUT", "30m", parse_duration,
+            "iservdesk cleanup stops a desktop prepared for a lesson (on the class page) that its "
+            "owner has not opened this long after it was started. Files are kept. " + DURATION_HELP),
     Setting("REMOVE_STOPPED_AFTER", "7d", parse_duration,
             "iservdesk cleanup removes a container that has been stopped this long; the home "
             "volume stays, so the next start gets a fresh desktop with the same files. 7d keeps "
@@ -393,6 +420,11 @@ def load(path=None, environ=None):
         if not values["DOCKER_HOST_URL"]:
             raise ConfigError("PUBLIC_URL: missing, set it (or DOCKER_HOST_URL) to the portal's address")
         values["PUBLIC_URL"] = "https://" + values["DOCKER_HOST_URL"]
+    if values["IDLE_WARNING"] is not None and values["IDLE_WARNING"] >= values["IDLE_TIMEOUT"]:
+        if raw.get("IDLE_WARNING", "").strip():
+            raise ConfigError("IDLE_WARNING: must be shorter than IDLE_TIMEOUT (%s), or 0 for no warning"
+                              % raw.get("IDLE_TIMEOUT", BY_NAME["IDLE_TIMEOUT"].default))
+        values["IDLE_WARNING"] = values["IDLE_TIMEOUT"] / 2  # the default, with a short IDLE_TIMEOUT
     if not values["OAUTH_REDIRECT_URI"]:
         values["OAUTH_REDIRECT_URI"] = values["PUBLIC_URL"] + "/authorize"
     return Config(values, path)

@@ -138,6 +138,23 @@ class Group(BaseModel):
         return {group.act: group.name for group in cls.select().where(cls.act.in_(acts))} if acts else {}
 
 
+class Preparation(BaseModel):
+    """A class's desktops of one type, started for a lesson at `run_at` (classroom's prepare).
+    `outcome`: {"started": [...], "skipped": [{"username", "why"}]} once it ran."""
+
+    group_name = peewee.TextField()
+    desktop_type = peewee.TextField()
+    run_at = UTCDateTimeField(index=True)
+    created_by = peewee.TextField()
+    created_at = UTCDateTimeField()
+    started_at = UTCDateTimeField(null=True)
+    cancelled_at = UTCDateTimeField(null=True)
+    outcome = JSONField(default=dict)
+
+    class Meta:
+        table_name = "preparations"
+
+
 class Session(BaseModel):
     """A signed-in browser or API client. Only the hash of the session id is stored."""
 
@@ -189,6 +206,11 @@ class Desktop(BaseModel):
     home_volume = peewee.TextField(null=True)
     # The container's VNC_VIEW_ONLY_PW (KasmVNC's kasm_viewer): for watching, never sent to a browser.
     view_secret = peewee.TextField(null=True)
+    queued_at = UTCDateTimeField(null=True)  # when its start began waiting for a slot (status queued)
+    # Started by a preparation for a lesson and not opened by its owner since (cleanup stops it
+    # after PREPARED_UNUSED_TIMEOUT); cleared at the owner's first use.
+    prepared_at = UTCDateTimeField(null=True)
+    preparation_id = peewee.IntegerField(null=True)
 
     class Meta:
         table_name = "desktops"
@@ -218,7 +240,7 @@ class KeyValue(BaseModel):
         table_name = "meta"
 
 
-MODELS = (User, Group, Session, Login, Desktop, Event, KeyValue)
+MODELS = (User, Group, Session, Login, Desktop, Preparation, Event, KeyValue)
 
 # Forward migrations. Append only; never edit one that has shipped.
 MIGRATIONS = (
@@ -311,6 +333,26 @@ MIGRATIONS = (
             name TEXT NOT NULL,
             seen_at TEXT NOT NULL
         );
+    """),
+    # Starts that wait for a slot (status queued) are resumed in this order after a restart.
+    ("when a start began waiting", """
+        ALTER TABLE desktops ADD COLUMN queued_at TEXT;
+    """),
+    ("prepared desktops", """
+        CREATE TABLE preparations (
+            id INTEGER NOT NULL PRIMARY KEY,
+            group_name TEXT NOT NULL,
+            desktop_type TEXT NOT NULL,
+            run_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            cancelled_at TEXT,
+            outcome TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX preparations_run_at ON preparations (run_at);
+        ALTER TABLE desktops ADD COLUMN prepared_at TEXT;
+        ALTER TABLE desktops ADD COLUMN preparation_id INTEGER REFERENCES preparations (id) ON DELETE SET NULL;
     """),
 )
 

@@ -94,7 +94,7 @@ def write_users(path, students):
 class Run:
     """The identity provider, the portal and what they made; stop() removes all of it."""
 
-    def __init__(self, folder, students):
+    def __init__(self, folder, students, **settings):
         self.folder = folder
         self.prefix = "iservdesk-bc%d-%s" % (os.getpid() % 100000, uuid.uuid4().hex[:6])
         self.processes = []
@@ -112,7 +112,7 @@ class Run:
                               PUBLIC_URL=self.url, OAUTH_CLIENT_ID="bench", OAUTH_CLIENT_SECRET="bench-secret",
                               CONTAINER_PREFIX=self.prefix, OAUTH_ISSUER="http://127.0.0.1:%d/iserv" % idp_port,
                               CLASS_GROUPS="klasse-*", MAX_DESKTOPS=str(students + 5),
-                              DESKTOP_READY_TIMEOUT="300", LOG_LEVEL="WARNING")
+                              DESKTOP_READY_TIMEOUT="300", LOG_LEVEL="WARNING", **settings)
         with open(self.log, "w") as log:
             self.portal = subprocess.Popen([sys.executable, "-m", "iservdesk", "--config", config, "serve"],
                                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

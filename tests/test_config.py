@@ -94,6 +94,7 @@ DURATIONS = {
     "DESKTOP_READY_TIMEOUT": (180, int),
     "PROXY_TIMEOUT": (120, int),
     "IDLE_TIMEOUT": (2 * 3600, datetime.timedelta),
+    "PREPARED_UNUSED_TIMEOUT": (1800, datetime.timedelta),
     "REMOVE_STOPPED_AFTER": (7 * 86400, datetime.timedelta),
 }
 FORMS = [("90s", 90), ("3m", 180), ("4h", 4 * 3600), ("7d", 7 * 86400), ("120", 120),
@@ -202,3 +203,23 @@ def test_readme_settings_table_is_generated_from_schema():
     assert match.group(1) == config.markdown_table(), "run `make docs` to regenerate the table"
     names = re.findall(r"^\| `([A-Z_]+)` \|", match.group(1), re.M)
     assert names == [setting.name for setting in config.SCHEMA]
+
+
+def test_the_idle_warning_comes_before_the_idle_stop_or_not_at_all(tmp_path):
+    assert load(tmp_path).idle_warning == datetime.timedelta(minutes=10)
+    assert load(tmp_path, IDLE_WARNING="0").idle_warning is None
+    assert load(tmp_path, IDLE_WARNING="off").idle_warning is None
+    assert load(tmp_path, IDLE_WARNING="90s", IDLE_TIMEOUT="5m").idle_warning == datetime.timedelta(seconds=90)
+    # Left unset, it shrinks with a short IDLE_TIMEOUT; set, it must fit.
+    assert load(tmp_path, IDLE_TIMEOUT="5m").idle_warning == datetime.timedelta(seconds=150)
+    assert error_of(tmp_path, IDLE_WARNING="2h") == \
+        "IDLE_WARNING: must be shorter than IDLE_TIMEOUT (2h), or 0 for no warning"
+    assert error_of(tmp_path, IDLE_WARNING="soon").startswith("IDLE_WARNING: 'soon' is not valid: expected")
+
+
+def test_start_concurrency_is_a_count_or_the_hosts_cpus(tmp_path):
+    import os
+    assert load(tmp_path, START_CONCURRENCY="3").start_concurrency == 3
+    assert load(tmp_path).start_concurrency == max(2, os.cpu_count())
+    assert error_of(tmp_path, START_CONCURRENCY="0") == \
+        "START_CONCURRENCY: '0' is not valid: expected a whole number above zero"

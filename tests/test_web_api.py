@@ -51,7 +51,7 @@ def test_admin_api_is_for_admins_only(web):
     listing = admin.get("/api/admin/containers").json()
     owners = {entry["owner"]: entry for entry in listing["containers"]}
     assert set(owners) == {"anna.schmidt", "ben"}
-    assert listing["statistics"] == {"total": 2, "running": 1, "active_users": 1}
+    assert listing["statistics"] == {"total": 2, "running": 1, "active_users": 1, "queued": 0}
     assert owners["anna.schmidt"]["container_id"] == "c0ffeec0ffee" and owners["anna.schmidt"]["host_port"] == 1
     assert "not-a-real-secret" not in json.dumps(listing)
     unknown = admin.post("/api/admin/container/ffffffffffff/stop")

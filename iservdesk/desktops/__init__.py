@@ -8,6 +8,7 @@
     homes.py      whose home volume a desktop mounts, and the names of new desktops
     reconcile.py  how the database is made to agree with the engine (one planner, one writer)
     events.py     the bus that carries status changes to /api/events
+    queue.py      the start queue: how many desktops boot at once, who is next
 
 What cleanup removes is iservdesk/cleanup.py's; who may open a desktop, web/desktop.py's.
 This module declares what they share: the statuses of a desktop and the labels.
@@ -20,6 +21,7 @@ class Status(enum.StrEnum):
     """A desktop's status, as its database row and the API say it."""
 
     NEW = "new"            # a row without a container yet (its first start is being claimed)
+    QUEUED = "queued"      # its start waits for a slot (START_CONCURRENCY; desktops/queue.py)
     PULLING = "pulling"    # its start job fetches the image
     STARTING = "starting"  # its start job creates or starts the container and waits for it
     RUNNING = "running"    # the container runs and answers on its port
@@ -28,8 +30,9 @@ class Status(enum.StrEnum):
     REMOVED = "removed"    # no container; the home volume stays, a start makes a new container
 
 
-# A start job works on the desktop (in the portal's process: maybe not this one).
-BUSY = frozenset({Status.PULLING, Status.STARTING})
+# A start job works on the desktop or waits for its turn (in the portal's process: maybe
+# not this one).
+BUSY = frozenset({Status.QUEUED, Status.PULLING, Status.STARTING})
 # Counted against MAX_DESKTOPS.
 ACTIVE = BUSY | {Status.RUNNING}
 # Not running, but with a container that waits to be resumed or removed.

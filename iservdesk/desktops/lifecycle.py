@@ -24,11 +24,12 @@ import gevent
 import gevent.lock
 
 from .. import db, metrics, proxy
-from ..errors import (ContainerTaken, DesktopNotFound, IServDeskError, NameTaken, PortTaken, StartFailed,
-                      StartTimeout, TooManyDesktops)
+from ..errors import (ContainerTaken, DesktopNotFound, DesktopNotRunning, IServDeskError, NameTaken, PortTaken,
+                      StartFailed, StartTimeout, TooManyDesktops)
 from . import ACTIVE, DESKTOP, HALTED, LABEL, OWNER, TYPE, USER, Status
 from .engine import ContainerExists, DesktopSpec
 from .homes import Homes, free_name, owned_by
+from .queue import StartQueue
 from .reconcile import Reconciler
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Desktops:
         self.jobs = {}  # desktop name -> greenlet starting it
         self.claimed = set()  # desktop names marked starting whose job is about to be spawned
         self.progress = {}  # desktop name -> percent while pulling
+        self.queue = StartQueue(config.start_concurrency, self._queue_changed)
 
     def container_name(self, name):
         return "%s-%s" % (self.config.container_prefix, name)
@@ -71,11 +73,20 @@ class Desktops:
         self.bus.publish({"owner": row.user_id, "view": self.view(row)})
 
     def view(self, row):
-        """What the API may show of a desktop, as plain values (web/api.py shapes the JSON)."""
-        return {"id": row.id, "name": row.name, "desktop_type": row.desktop_type,
+        """What the API may show of a desktop, as plain values (web/api.py shapes the JSON).
+        For a running desktop also when cleanup will stop it as unused, and when its owner
+        is warned (IDLE_WARNING), in seconds from now (so that no clock but ours counts)."""
+        idle_stop_in = idle_warning_in = None
+        if row.status == Status.RUNNING:
+            stop_at = last_used_at(row) + self.config.idle_timeout
+            idle_stop_in = max(0, round((stop_at - self.clock()).total_seconds()))
+            if self.config.idle_warning is not None:
+                idle_warning_in = max(0, idle_stop_in - round(self.config.idle_warning.total_seconds()))
+        return {"idle_stop_in": idle_stop_in, "idle_warning_in": idle_warning_in,"id": row.id, "name": row.name, "desktop_type": row.desktop_type,
                 "status": str(row.status), "progress": self.progress.get(row.name), "message": row.message,
                 "url": self.url(row), "created_at": row.created_at, "started_at": row.started_at,
                 "last_access_at": row.last_access_at, "owner": row.user.username,
+                "queue_position": self.queue.position(row.name),
                 "owner_name": row.user.display_name, "container_id": row.container_id,
                 "host_port": row.host_port}
 
@@ -126,7 +137,7 @@ class Desktops:
             self.claimed.add(row.name)
             try:
                 try:
-                    previous = self._claim(row)
+                    previous, admitted = self._claim(row)
                 except TooManyDesktops:
                     self._forget_unstarted(row)
                     raise
@@ -139,7 +150,7 @@ class Desktops:
                 self.publish(row)
                 metrics.DESKTOP_STARTS.inc(desktop_type.slug)
                 self.jobs[row.name] = gevent.spawn(self._run_start, row.id, desktop_type, container,
-                                                   reservation)
+                                                   reservation, admitted)
             finally:
                 self.claimed.discard(row.name)
             return row
@@ -159,25 +170,39 @@ class Desktops:
         return row
 
     def _claim(self, row):
-        """Mark the desktop starting, counting it against MAX_DESKTOPS in the same transaction.
+        """Mark the desktop starting (or queued, when every start slot is taken), counting it
+        against MAX_DESKTOPS in the same transaction.
 
         The count and the reservation are one step (BEGIN IMMEDIATE, no engine call inside):
         of simultaneous starts, each sees the ones before it, in this process and in others.
         A desktop that is active already counts already. Returns the fields to restore
-        (_unclaim) if the start fails before its job runs; raises TooManyDesktops.
+        (_unclaim) if the start fails before its job runs, and whether it holds a start slot
+        already; raises TooManyDesktops.
         """
+        now = self.clock()
         with db.write(self.database):
             fresh = db.Desktop.get_by_id(row.id)
             full = fresh.status not in ACTIVE and db.Desktop.select().where(
                 db.Desktop.status.in_(ACTIVE)).count() >= self.config.max_desktops
             if not full:
-                db.Desktop.update(status=Status.STARTING, message="").where(db.Desktop.id == row.id).execute()
+                admitted = self.queue.enter(row.name, row.user_id, now)
+                status = Status.STARTING if admitted else Status.QUEUED
+                try:
+                    # A start of the owner's own is no preparation's (preparations.py marks its own).
+                    db.Desktop.update(status=status, message="", queued_at=None if admitted else now,
+                                      prepared_at=None, preparation_id=None).where(db.Desktop.id == row.id).execute()
+                except BaseException:
+                    self.queue.leave(row.name)
+                    raise
         if full:
             log.warning("start of %s refused: MAX_DESKTOPS (%d) reached", row.name, self.config.max_desktops)
             raise TooManyDesktops()
         previous = {"status": fresh.status, "message": fresh.message}
-        row.status, row.message = Status.STARTING, ""
-        return previous
+        row.status, row.message, row.queued_at = status, "", None if admitted else now
+        row.prepared_at = row.preparation_id = None
+        if not admitted:
+            log.info("start of %s waits for a slot (place %d)", row.name, self.queue.position(row.name))
+        return previous, admitted
 
     def _forget_unstarted(self, row):
         """Delete a row made for this start that never got further (status new, no container),
@@ -188,17 +213,57 @@ class Desktops:
 
     def _unclaim(self, row, previous):
         """Undo _claim() for a start that failed before its job ran (no port, engine down)."""
+        self.queue.leave(row.name)
         with db.write(self.database):
-            db.Desktop.update(**previous).where((db.Desktop.id == row.id)
-                                                & (db.Desktop.status == Status.STARTING)).execute()
+            db.Desktop.update(**previous, queued_at=None).where(
+                (db.Desktop.id == row.id) & (db.Desktop.status.in_([Status.STARTING, Status.QUEUED]))).execute()
         row.status, row.message = previous["status"], previous["message"]
 
-    def _run_start(self, row_id, desktop_type, container, reservation):
-        """The start job: pull, create or start, wait for readiness. Errors end in status error."""
-        started = time.monotonic()
+    def _queue_changed(self, names):
+        """Places in the start queue moved: tell the owners of these desktops."""
+        if names:
+            for row in db.Desktop.select(db.Desktop, db.User).join(db.User).where(db.Desktop.name.in_(names)):
+                self.publish(row)
+
+    def resume_queued(self):
+        """After a restart: the starts that were waiting for a slot (status queued) wait
+        again, in their old order; the reconciler then finds them under way. A desktop
+        type gone from the catalog meanwhile ends its start with an error."""
+        rows = list(db.Desktop.select(db.Desktop, db.User).join(db.User)
+                    .where(db.Desktop.status == Status.QUEUED).order_by(db.Desktop.queued_at, db.Desktop.id))
+        resumed = 0
+        for row in rows:
+            desktop_type = self.catalog.types.get(row.desktop_type)
+            if desktop_type is None:
+                self._set(row, status=Status.ERROR, queued_at=None,
+                          message="This desktop type is no longer offered.")
+                continue
+            try:
+                container = self.engine.inspect(row.container_id) if row.container_id else None
+                reservation = self.engine.reserve() if container is None else None
+            except IServDeskError as error:
+                log.warning("queued start of %s cannot be resumed: %s", row.name, error.detail)
+                self._set(row, status=Status.ERROR, queued_at=None, message=error.public_message)
+                continue
+            admitted = self.queue.enter(row.name, row.user_id, row.queued_at or self.clock())
+            if admitted:
+                self._set(row, status=Status.STARTING, queued_at=None)
+            self.jobs[row.name] = gevent.spawn(self._run_start, row.id, desktop_type, container,
+                                               reservation, admitted)
+            resumed += 1
+        if rows:
+            log.info("resumed %d queued starts in their order (%d could not be)", resumed, len(rows) - resumed)
+
+    def _run_start(self, row_id, desktop_type, container, reservation, admitted=True):
+        """The start job: wait for a start slot, pull, create or start, wait for readiness.
+        Errors end in status error; the slot goes to the next start in any case."""
         with self.database.connection_context():
             row = db.Desktop.select(db.Desktop, db.User).join(db.User).where(db.Desktop.id == row_id).first()
             try:
+                if not admitted:
+                    self.queue.wait(row.name)
+                    self._set(row, status=Status.STARTING, queued_at=None)
+                started = time.monotonic()
                 if container is None:
                     container = self._create(row, desktop_type, reservation)
                 elif not container.running:
@@ -222,6 +287,7 @@ class Desktops:
                 self._set(row, status=Status.ERROR, message="Starting the desktop failed unexpectedly.")
             finally:
                 self.jobs.pop(row.name, None)
+                self.queue.leave(row.name)
                 self.engine.release(reservation)
 
     def _resume(self, row, desktop_type, container):
@@ -302,6 +368,7 @@ class Desktops:
         job = self.jobs.pop(name, None)
         if job is not None and not job.dead:
             job.kill()
+        self.queue.leave(name)  # also when the job was killed before it ran (no finally then)
         self.progress.pop(name, None)
 
     def stop(self, row, actor):
@@ -310,7 +377,7 @@ class Desktops:
             self._cancel_job(row.name)
             if row.container_id:
                 self.engine.stop(row.container_id)
-            self._set(row, status=Status.STOPPED if row.container_id else Status.REMOVED, message="")
+            self._set(row, status=Status.STOPPED if row.container_id else Status.REMOVED, message="", queued_at=None)
             with db.write(self.database):
                 db.record("desktop.stop", actor=actor, target=row.name)
             log.info("%s stopped desktop %s", actor, row.name)
@@ -323,7 +390,7 @@ class Desktops:
             if row.container_id:
                 self.engine.remove(row.container_id)
             self._set(row, status=Status.REMOVED, message="", container_id=None, host_port=None, secret=None,
-                      view_secret=None)
+                      view_secret=None, queued_at=None)
             with db.write(self.database):
                 db.record("desktop.remove", actor=actor, target=row.name)
             log.info("%s removed desktop %s (home volume kept)", actor, row.name)
@@ -336,9 +403,21 @@ class Desktops:
         return len(rows)
 
     def record_access(self, row, now):
-        """Remember the desktop was used; writes at most once a minute per desktop."""
-        if row.last_access_at is None or now - row.last_access_at >= ACCESS_WRITE_INTERVAL:
+        """Remember the desktop was used; writes at most once a minute per desktop (or a
+        tenth of IDLE_TIMEOUT, when that is shorter)."""
+        interval = max(datetime.timedelta(seconds=1), min(ACCESS_WRITE_INTERVAL, self.config.idle_timeout / 10))
+        if row.prepared_at is not None:  # a prepared desktop, opened by its owner: no longer unused
+            self._set(row, last_access_at=now, prepared_at=None)
+        elif row.last_access_at is None or now - row.last_access_at >= interval:
             self._set(row, last_access_at=now)
+
+    def keep(self, row, now):
+        """The owner answered the idle warning: the desktop counts as used now."""
+        if row.status != Status.RUNNING:
+            raise DesktopNotRunning()
+        self._set(row, last_access_at=now, prepared_at=None)
+        log.info("%s keeps desktop %s running", row.user.username, row.name)
+        return row
 
     # -- the portal's background work --
 
@@ -348,6 +427,7 @@ class Desktops:
         self.reconciler.soon()
 
     def run_background(self):
+        self.resume_queued()  # before the first reconcile, which would take them for dead starts
         self.reconciler.run_background()
 
     def shutdown(self):

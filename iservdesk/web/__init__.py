@@ -18,6 +18,7 @@ import peewee
 
 from .. import config as configmodule, db as dbmodule, oidc
 from ..classroom import Classroom
+from ..preparations import Preparations
 from ..desktops.lifecycle import Desktops
 from . import api, auth, classroom, desktop, errors, health, metrics, ui
 from .desktop import PROXIED
@@ -39,6 +40,7 @@ class Context:
     viewers: desktop.Viewers  # the session's open desktop WebSockets, closed at sign-out
     auth: auth.Auth  # who is asking: authenticate(), require_user()
     classroom: typing.Optional[Classroom]  # None with CLASSROOM=off
+    preparations: typing.Optional[Preparations]  # None with CLASSROOM=off
 
 
 # Every answer the portal makes: no framing, no opener relationship with pages from inside
@@ -90,11 +92,12 @@ def make_app(config, db, desktops, provider=None, clock=dbmodule.utcnow):
     function returning aware datetimes: every "now" of sessions, sign-in and desktop
     access comes from it."""
     authority = auth.Auth(config, clock)
+    classroom_ = Classroom(config, authority.policy, clock, desktops.bus) if config.classroom else None
     context = Context(settings=config, database=db, desktops=desktops,
                       provider=provider or oidc.Provider(config), clock=clock,
-                      viewers=desktop.Viewers(), auth=authority,
-                      classroom=(Classroom(config, authority.policy, clock, desktops.bus)
-                                 if config.classroom else None))
+                      viewers=desktop.Viewers(), auth=authority, classroom=classroom_,
+                      preparations=(Preparations(desktops, classroom_, authority.policy, db, clock)
+                                    if classroom_ is not None else None))
     if context.classroom is not None:
         context.classroom.follow(desktops.bus, db)
     app = bottle.Bottle(catchall=False)
@@ -102,4 +105,6 @@ def make_app(config, db, desktops, provider=None, clock=dbmodule.utcnow):
     app.install(DatabasePlugin(db))
     for module in ROUTE_MODULES:
         module.add_routes(app, context)
-    return with_portal_headers(app, config)
+    wrapped = with_portal_headers(app, config)
+    wrapped.context = context  # for `iservdesk serve`: the background work of the routes' parts
+    return wrapped

@@ -51,6 +51,9 @@ def desktop_json(view, admin=False):
         "url": view["url"], "created_at": view["created_at"].isoformat(),
         "started_at": view["started_at"].isoformat() if view["started_at"] else None,
         "last_access_at": view["last_access_at"].isoformat() if view["last_access_at"] else None,
+        "queue_position": view["queue_position"],  # status queued: 1 starts next
+        # Running: seconds until cleanup stops it as unused, and until its owner is warned.
+        "idle_stop_in": view["idle_stop_in"], "idle_warning_in": view["idle_warning_in"],
     }
     if admin:
         data.update(owner=view["owner"], owner_name=view["owner_name"],
@@ -62,7 +65,8 @@ def statistics(rows):
     """The admin panel's figures over the desktops that are not removed."""
     running = [row for row in rows if row.status == Status.RUNNING]
     return {"total": len(rows), "running": len(running),
-            "active_users": len({row.user_id for row in running})}
+            "active_users": len({row.user_id for row in running}),
+            "queued": sum(1 for row in rows if row.status == Status.QUEUED)}
 
 
 def add_routes(app, context):
@@ -101,7 +105,8 @@ def add_routes(app, context):
         data["title"] = desktop_type.name
         if row is None:
             data.update(status="absent", progress=None, message="", url=None, created_at=None,
-                        started_at=None, last_access_at=None)
+                        started_at=None, last_access_at=None, queue_position=None, idle_stop_in=None,
+                        idle_warning_in=None)
         else:
             data.update(desktop_json(desktops.view(row)))
         return data
@@ -140,6 +145,14 @@ def add_routes(app, context):
         identity = require_user()
         desktop_type, row = own_row(identity)
         return entry(identity, desktop_type, desktops.stop(row, identity.user.username))
+
+    @app.post("/api/container/keep")
+    def keep():
+        """The answer to the idle warning: the desktop counts as used now."""
+        identity = require_user()
+        desktop_type, row = own_row(identity)
+        row.user = identity.user
+        return entry(identity, desktop_type, desktops.keep(row, context.clock()))
 
     @app.post("/api/container/remove")
     def remove():
@@ -195,6 +208,20 @@ def add_routes(app, context):
             db.record("desktop.stop-all", actor=identity.user.username, count=count)
         log.info("admin %s stopped all desktops (%d)", identity.user.username, count)
         return {"stopped": count}
+
+    @app.get("/api/admin/queue")
+    def admin_queue():
+        """The start queue: how many may boot at once, which are booting, who waits, in order."""
+        require_admin()
+        queue = desktops.queue
+        names = queue.names()
+        rows = {row.name: row for row in db.Desktop.select(db.Desktop, db.User).join(db.User)
+                .where(db.Desktop.name.in_(names + sorted(queue.holding)))}
+        return {"concurrency": queue.concurrency, "starting": sorted(queue.holding),
+                "waiting": [{"position": place, "name": name, "owner": rows[name].user.username,
+                             "owner_name": rows[name].user.display_name,
+                             "since": queue.waiting[name].since.isoformat()}
+                            for place, name in enumerate(names, 1) if name in rows]}
 
     @app.get("/api/admin/homes")
     def admin_homes():

@@ -4,6 +4,7 @@ the class (a demo), what a person may know about being watched, and the demos sh
 the class page itself is rendered by web/ui.py. With CLASSROOM=off every route is 404.
 """
 
+import datetime
 import logging
 import time
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 THUMBNAIL = (320, 180)  # pixels; KasmVNC scales the screen to fit, keeping its shape
 # A class page asks every 5 s; several teachers' pages share one picture this long.
 THUMBNAIL_FRESH = 4  # seconds
+PREPARE_AHEAD = datetime.timedelta(days=14)  # a preparation is for the next lessons, not next term
 
 
 def add_routes(app, context):
@@ -73,10 +75,13 @@ def add_routes(app, context):
                              for row in rows if row.status != Status.REMOVED],
             })
         demo = classroom.demo_by(identity.user)
+        preparations = context.preparations.listing(group)
         own = sorted(desktops.rows_of(identity.user).values(), key=lambda row: row.desktop_type)
         bottle.response.set_header("Cache-Control", "no-store")
         return {"group": group, "name": group_name(group), "watch": classroom.watch_allowed, "members": members,
                 "demo": demo.json() if demo is not None and demo.group == group else None,
+                "preparations": preparations,
+                "types": [{"desktop_type": item.slug, "title": item.name} for item in desktops.catalog],
                 # What the teacher could show: their own running desktops.
                 "own_desktops": [{"desktop_type": row.desktop_type, "name": row.name, "title": title_of(row)}
                                  for row in own if row.status == Status.RUNNING]}
@@ -112,6 +117,58 @@ def add_routes(app, context):
             with db.write(context.database):
                 classroom.end_demo(identity.user.id, "ended by the teacher", only=demo)
         return {"demo": None}
+
+    def preparation_time(value):
+        """`at` of a preparation: an ISO 8601 time with its offset (what the class page's
+        script sends), at most PREPARE_AHEAD ahead; empty: now."""
+        if not value:
+            return None
+        try:
+            moment = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            raise BadRequest("at: give the time as ISO 8601 with its offset, e.g. 2026-12-07T07:50:00+01:00.",
+                             code="bad_time") from None
+        if moment.tzinfo is None:
+            raise BadRequest("at: the time needs its offset (e.g. +01:00 or Z).", code="bad_time")
+        if moment - context.clock() > PREPARE_AHEAD:
+            raise BadRequest("at: prepare at most %d days ahead." % PREPARE_AHEAD.days, code="bad_time")
+        return moment.astimezone(datetime.timezone.utc)
+
+    @app.post("/api/class/<group>/prepare")
+    def prepare(group):
+        """Prepare the class for a desktop type (`desktop_type`), now or `at` a time given:
+        every known member allowed the type gets it started through the start queue."""
+        enabled()
+        identity = require_user()
+        group = class_of(identity, group)
+        body = bottle.request.json if bottle.request.content_type.startswith("application/json") else None
+        slug = bottle.request.params.get("desktop_type") or (body or {}).get("desktop_type")
+        if not isinstance(slug, str) or slug not in desktops.catalog:
+            raise BadRequest("Say which desktop type to prepare (desktop_type).", code="unknown_desktop_type")
+        at = preparation_time(bottle.request.params.get("at") or (body or {}).get("at"))
+        preparation = context.preparations.plan(identity, group, desktops.catalog[slug], at)
+        return {"preparation": next(item for item in context.preparations.listing(group)
+                                    if item["id"] == preparation.id)}
+
+    @app.delete("/api/class/<group>/prepare/<number:int>")
+    def cancel_preparation(group, number):
+        """Cancel a preparation of the class: not yet run, it never runs; run, its desktops
+        not opened yet stop (files kept). Answers {"stopped": n}."""
+        enabled()
+        identity = require_user()
+        group = class_of(identity, group)
+        preparation = db.Preparation.get_or_none((db.Preparation.id == number) & (db.Preparation.group_name == group))
+        if preparation is None:
+            raise NotFound("This class has no such preparation.")
+        return {"stopped": context.preparations.cancel(identity, preparation)}
+
+    @app.get("/api/admin/preparations")
+    def all_preparations():
+        identity = require_user()
+        if not identity.is_admin:
+            raise Forbidden("Only admins may do this.", code="admin_only")
+        enabled()
+        return {"preparations": context.preparations.listing()}
 
     @app.get("/api/demos")
     def demos():

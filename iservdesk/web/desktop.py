@@ -43,6 +43,7 @@ STATUS_TEXT = {
     Status.PULLING: ("Dein Desktop wird vorbereitet …", "Your desktop is being prepared …"),
     Status.STARTING: ("Dein Desktop startet …", "Your desktop is starting …"),
     Status.NEW: ("Dein Desktop startet …", "Your desktop is starting …"),
+    Status.QUEUED: ("Dein Desktop wartet auf einen Startplatz …", "Your desktop is waiting for its turn to start …"),
     Status.RUNNING: ("Dein Desktop antwortet gerade nicht.", "Your desktop is not answering right now."),
     Status.STOPPED: ("Dieser Desktop ist gestoppt.", "This desktop is stopped."),
     Status.REMOVED: ("Dieser Desktop ist entfernt. Deine Dateien sind noch da.",
@@ -78,18 +79,20 @@ STATUS_PAGE = """<!doctype html>
 
 # What the owner's tab shows at /desktop/<name>/: the desktop's client in a frame under a
 # bar of the portal's own, which tells the owner, where they look, who sees their screen
-# (static/desktop-frame.js). Only browsers that send Sec-Fetch-Dest get it (the frame's
+# and warns before an idle stop (static/desktop-frame.js). Only browsers that send Sec-Fetch-Dest get it (the frame's
 # request says "iframe" and gets the client); others get the client itself.
 FRAME_PAGE = """<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>{title} – iservdesk</title><link rel="stylesheet" href="/static/desktop-frame.css"></head>
-<body data-desktop="{name}" data-classroom="{classroom}">
+<body data-desktop="{name}" data-desktop-type="{slug}" data-classroom="{classroom}">
 <div id="desktop-notices" role="status" aria-live="polite" hidden></div>
+<div id="idle-warning" role="alert" hidden><p></p><button type="button" id="keep">{keep}</button></div>
 <iframe id="desktop-frame" src="{src}" title="{title}"
  allow="clipboard-read; clipboard-write; fullscreen; keyboard-map"></iframe>
 <script type="application/json" id="desktop-texts">{texts}</script>
 <script src="/static/desktop-frame.js"></script></body></html>"""
-FRAME_TEXTS = ("watching.now", "watching.thumbnail", "watching.view_only")
+FRAME_TEXTS = ("watching.now", "watching.thumbnail", "watching.view_only", "idle.warning", "idle.warning_soon",
+               "idle.keep")
 
 
 # Sec-Fetch-Dest of requests whose answers are never rendered as a document of their own.
@@ -256,7 +259,8 @@ def add_routes(app, context):
         bottle.response.set_header("Vary", "Sec-Fetch-Dest")
         bottle.response.content_type = "text/html; charset=utf-8"
         return FRAME_PAGE.format(
-            lang=lang, title=html.escape(title), name=html.escape(row.name),
+            lang=lang, title=html.escape(title), name=html.escape(row.name), slug=html.escape(row.desktop_type),
+            keep=html.escape(texts["idle.keep"]),
             classroom="true" if classroom is not None else "false",
             src=html.escape("/desktop/%s/" % row.name + ("?" + query if query else "")),
             # JSON inside <script>: "<" escaped, so no text can end the element.

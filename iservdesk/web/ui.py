@@ -86,7 +86,8 @@ def add_routes(app, context):
                         heading=i18n.texts(language())["error.forbidden_title"],
                         text=i18n.texts(language())["error.forbidden_text"])
         audit = list(db.Event.select().order_by(db.Event.id.desc()).limit(AUDIT_ROWS))
-        return page("admin.tpl", "admin.heading", scripts=("common.js", "admin.js"), audit=audit)
+        return page("admin.tpl", "admin.heading", scripts=("common.js", "admin.js"), audit=audit,
+                    classroom=classroom is not None)
 
     @app.get("/class/<group>")
     def class_page(group):
@@ -100,7 +101,8 @@ def add_routes(app, context):
         group = group.lower()
         name = group_name(group)
         return page("class.tpl", "class.title", scripts=("common.js", "class.js"),
-                    title_values={"group": name}, group=group, group_name=name, watch=classroom.watch_allowed)
+                    title_values={"group": name}, group=group, group_name=name, watch=classroom.watch_allowed,
+                    prepared_minutes=int(config.prepared_unused_timeout.total_seconds() // 60))
 
     @app.get("/lang/<code>")
     def switch_language(code):

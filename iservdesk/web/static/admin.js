@@ -41,9 +41,12 @@
       var badge = document.createElement("span");
       badge.className = "badge " + row.status;
       badge.textContent = d.t("status." + row.status);
+      if (row.status === "queued" && row.queue_position) {  // its place in the start queue
+        badge.textContent += " · " + d.t("admin.place", {position: row.queue_position});
+      }
       var actions = document.createElement("span");
       actions.className = "actions";
-      if (["running", "starting", "pulling", "new"].indexOf(row.status) >= 0) {
+      if (["running", "queued", "starting", "pulling", "new"].indexOf(row.status) >= 0) {
         var stop = d.button(d.t("action.stop"), "stop");
         stop.setAttribute("aria-label", d.t("action.stop") + " " + row.name);
         actions.appendChild(stop);
@@ -67,6 +70,7 @@
       document.getElementById("stat-total").textContent = answer.statistics.total;
       document.getElementById("stat-running").textContent = answer.statistics.running;
       document.getElementById("stat-users").textContent = answer.statistics.active_users;
+      document.getElementById("stat-queued").textContent = answer.statistics.queued;
       render();
     }).catch(function (error) { d.notice(error.message); });
   }
@@ -103,6 +107,29 @@
       .catch(function (error) { d.notice(error.message); });
   }
 
+  // The classes' prepared desktops (with CLASSROOM on): which class, type, when, and what became of it.
+  var preparations = document.getElementById("admin-preparations");
+
+  function loadPreparations() {
+    if (!preparations) { return; }
+    d.api("GET", "/api/admin/preparations").then(function (answer) {
+      preparations.replaceChildren();
+      answer.preparations.forEach(function (item) {
+        var entry = document.createElement("li");
+        entry.textContent = item.group + ": " + d.t("prepare." + item.state, {
+          type: item.desktop_type, time: d.clockTime(item.run_at), started: item.started, opened: item.opened}) +
+          " (" + item.created_by + ")";
+        preparations.appendChild(entry);
+      });
+      if (!answer.preparations.length) {
+        var none = document.createElement("li");
+        none.className = "none";
+        none.textContent = d.t("prepare.none");
+        preparations.appendChild(none);
+      }
+    }).catch(function (error) { d.notice(error.message); });
+  }
+
   body.addEventListener("click", function (event) {
     var target = event.target.closest("button[data-action]");
     if (!target) { return; }
@@ -132,5 +159,6 @@
     });
   });
   loadHomes();
+  loadPreparations();
   document.querySelectorAll("#audit time[datetime]").forEach(function (time) { time.replaceWith(d.timeElement(time.dateTime)); });
 })();

@@ -155,10 +155,71 @@
     }).catch(function (error) { d.notice(error.message); });
   });
 
+  // Prepared desktops: a type, now or at a time, and what became of earlier preparations.
+  var prepareForm = document.getElementById("prepare-form");
+  var prepareType = document.getElementById("prepare-type");
+  var preparationList = document.getElementById("preparations");
+  var preparationKey = null;
+
+  function renderPreparations(body) {
+    if (!prepareType.options.length) {
+      body.types.forEach(function (type) {
+        var option = document.createElement("option");
+        option.value = type.desktop_type;
+        option.textContent = titleOf(type);
+        prepareType.appendChild(option);
+      });
+    }
+    var key = JSON.stringify(body.preparations);
+    if (key === preparationKey) { return; }
+    preparationKey = key;
+    var titles = {};
+    body.types.forEach(function (type) { titles[type.desktop_type] = titleOf(type); });
+    preparationList.replaceChildren();
+    body.preparations.forEach(function (item) {
+      var entry = document.createElement("li");
+      entry.dataset.id = item.id;
+      entry.dataset.state = item.state;
+      var values = {type: titles[item.desktop_type] || item.desktop_type, time: d.clockTime(item.run_at),
+                    started: item.started, opened: item.opened};
+      var text = d.t("prepare." + item.state, values);
+      if (item.state === "done" && item.skipped.length) { text += ", " + d.t("prepare.skipped", {count: item.skipped.length}); }
+      entry.append(text);
+      if (item.state !== "cancelled") {
+        entry.append(" ", d.button(d.t("prepare.cancel"), "cancel-preparation", "button"));
+      }
+      preparationList.appendChild(entry);
+    });
+    if (!body.preparations.length) {
+      var none = document.createElement("li");
+      none.className = "none";
+      none.textContent = d.t("prepare.none");
+      preparationList.appendChild(none);
+    }
+  }
+
+  prepareForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var at = document.getElementById("prepare-at").value;  // local time, no offset
+    var path = "/api/class/" + encodeURIComponent(group) + "/prepare?desktop_type=" + encodeURIComponent(prepareType.value);
+    if (at) { path += "&at=" + encodeURIComponent(new Date(at).toISOString()); }
+    d.api("POST", path).then(function () {
+      return load().then(function () { d.notice(d.t("prepare.planned")); });
+    }).catch(function (error) { d.notice(error.message); });
+  });
+
+  preparationList.addEventListener("click", function (event) {
+    var target = event.target.closest("button[data-action=cancel-preparation]");
+    if (!target) { return; }
+    d.api("DELETE", "/api/class/" + encodeURIComponent(group) + "/prepare/" + target.closest("li").dataset.id)
+      .then(load).catch(function (error) { d.notice(error.message); });
+  });
+
   function load() {
     return d.api("GET", "/api/class/" + encodeURIComponent(group)).then(function (body) {
       latest = body;
       renderDemo(body);
+      renderPreparations(body);
       render(body);
     }).catch(function (error) { d.notice(error.message); });
   }

@@ -10,7 +10,7 @@
   var d = iservdesk;
   var container = document.getElementById("desktops");
   var cards = {};
-  var busy = ["new", "pulling", "starting"];
+  var busy = ["new", "queued", "pulling", "starting"];
   var BUNDLED_ICONS = ["code", "desktop", "browser"];
 
   function render(desktop) {
@@ -67,6 +67,11 @@
       progressText.className = "progress-text";
       progressText.textContent = desktop.status === "pulling" && desktop.progress !== null && desktop.progress !== undefined
         ? d.t("progress.pulling", {percent: desktop.progress}) : d.t("progress.starting");
+      if (desktop.status === "queued") {
+        progressText.className = "progress-text queue-position";
+        progressText.textContent = d.t("progress.queued", {position: desktop.queue_position || "…"});
+        progress.removeAttribute("value");  // waiting: no progress to show
+      }
       card.append(progress, progressText);
     }
     if (desktop.status === "error" && desktop.message) {
@@ -88,6 +93,8 @@
       open.textContent = d.t("action.open");
       actions.appendChild(open);
       actions.appendChild(d.button(d.t("action.stop"), "stop"));
+    } else if (desktop.status === "queued") {
+      actions.appendChild(d.button(d.t("action.cancel"), "stop"));  // leaves the queue
     } else if (busy.indexOf(desktop.status) < 0) {
       actions.appendChild(d.button(d.t(desktop.status === "error" ? "action.retry" : "action.start"), "start", "primary"));
     }
@@ -95,7 +102,39 @@
       actions.appendChild(d.button(d.t("action.remove"), "remove", "danger"));
     }
     card.appendChild(actions);
+    // The idle warning: from the server's "seconds until", counted on this page's clock.
+    var now = Date.now();
+    card.dataset.warnAt = desktop.idle_warning_in === null || desktop.idle_warning_in === undefined
+      ? "" : String(now + desktop.idle_warning_in * 1000);
+    card.dataset.stopAt = desktop.idle_stop_in === null || desktop.idle_stop_in === undefined
+      ? "" : String(now + desktop.idle_stop_in * 1000);
+    showIdleWarning(card);
   }
+
+  // Shown from IDLE_WARNING before the idle stop: how long is left, and one click to keep it.
+  function showIdleWarning(card) {
+    var warning = card.querySelector(".idle-warning");
+    var due = card.dataset.warnAt && Date.now() >= Number(card.dataset.warnAt);
+    if (!due) {
+      if (warning) { warning.remove(); }
+      return;
+    }
+    var minutes = Math.ceil((Number(card.dataset.stopAt) - Date.now()) / 60000);
+    var text = minutes > 1 ? d.t("idle.warning", {minutes: minutes}) : d.t("idle.warning_soon");
+    if (!warning) {
+      warning = document.createElement("div");
+      warning.className = "idle-warning";
+      warning.setAttribute("role", "alert");
+      var line = document.createElement("p");
+      warning.append(line, d.button(d.t("idle.keep"), "keep", "primary"));
+      card.insertBefore(warning, card.querySelector(".actions"));
+    }
+    if (warning.firstChild.textContent !== text) { warning.firstChild.textContent = text; }
+  }
+
+  window.setInterval(function () {
+    Object.keys(cards).forEach(function (slug) { showIdleWarning(cards[slug]); });
+  }, 5000);
 
   function act(slug, action) {
     var card = cards[slug];
@@ -105,6 +144,7 @@
       .then(function (desktop) {
         render(desktop);
         if (action === "start" && desktop.status === "running") { d.notice(d.t("ready")); }
+        if (action === "keep") { d.notice(d.t("idle.kept")); }
       })
       .catch(function (error) { d.notice(error.message); });
   }

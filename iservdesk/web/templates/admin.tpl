@@ -4,6 +4,7 @@
   <div class="stat"><span class="number" id="stat-total">–</span><span>{{t["admin.total"]}}</span></div>
   <div class="stat"><span class="number" id="stat-running">–</span><span>{{t["admin.running"]}}</span></div>
   <div class="stat"><span class="number" id="stat-users">–</span><span>{{t["admin.active_users"]}}</span></div>
+  <div class="stat"><span class="number" id="stat-queued">–</span><span>{{t["admin.queued"]}}</span></div>
 </section>
 <div class="toolbar">
   <label for="filter">{{t["admin.filter"]}}</label>
@@ -34,6 +35,10 @@
   <tbody></tbody>
 </table>
 </div>
+% if classroom:
+<h2 id="preparations-heading">{{t["prepare.heading"]}}</h2>
+<ul id="admin-preparations" class="preparations" aria-labelledby="preparations-heading"></ul>
+% end
 <h2>{{t["admin.audit"]}}</h2>
 <div class="table-wrap">
 <table id="audit">

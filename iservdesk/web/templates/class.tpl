@@ -11,6 +11,16 @@
 % else:
 <p class="privacy" id="privacy">{{t["class.watch_off"]}}</p>
 % end
+<section id="prepare" class="demo" aria-labelledby="prepare-heading">
+  <h2 id="prepare-heading">{{t["prepare.heading"]}}</h2>
+  <p class="hint">{{t["prepare.hint"].replace("{minutes}", str(prepared_minutes))}}</p>
+  <form id="prepare-form" class="prepare-form">
+    <label>{{t["prepare.type"]}} <select id="prepare-type" required></select></label>
+    <label>{{t["prepare.at"]}} <input id="prepare-at" type="datetime-local"></label>
+    <button type="submit" class="button primary">{{t["prepare.button"]}}</button>
+  </form>
+  <ul id="preparations" class="preparations"></ul>
+</section>
 <section id="demo" class="demo" aria-labelledby="demo-heading">
   <h2 id="demo-heading">{{t["demo.heading"]}}</h2>
   <p class="hint">{{t["demo.hint"]}}</p>
