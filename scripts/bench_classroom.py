@@ -108,11 +108,12 @@ class Run:
              "--users", users_file, "--issuer-path", "/iserv",
              "--client", "bench:bench-secret:client_secret_basic:%s/authorize" % self.url],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        settings = {"CLASS_GROUPS": "klasse-*", "MAX_DESKTOPS": str(students + 5), "DESKTOP_READY_TIMEOUT": "300",
+                    "LOG_LEVEL": "WARNING", **settings}
         config = write_config(os.path.join(folder, "bench.env"), LISTEN="127.0.0.1:%d" % portal_port,
                               PUBLIC_URL=self.url, OAUTH_CLIENT_ID="bench", OAUTH_CLIENT_SECRET="bench-secret",
                               CONTAINER_PREFIX=self.prefix, OAUTH_ISSUER="http://127.0.0.1:%d/iserv" % idp_port,
-                              CLASS_GROUPS="klasse-*", MAX_DESKTOPS=str(students + 5),
-                              DESKTOP_READY_TIMEOUT="300", LOG_LEVEL="WARNING", **settings)
+                              **settings)
         with open(self.log, "w") as log:
             self.portal = subprocess.Popen([sys.executable, "-m", "iservdesk", "--config", config, "serve"],
                                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
