@@ -36,22 +36,12 @@ import docker
 
 from bench import machine_facts, write_report
 from bench_classroom import (FIRST_FRAME_JS, GROUP, TEACHER, Run, desktops_of, percentile, signed_in_browser)
-from devtools import CATALOG, DOCKER_URL, ROOT, Client, demo_image_tag, wait_for
+from devtools import CATALOG, DOCKER_URL, ROOT, SLOW_DESKTOP, Client, demo_image_tag, wait_for
 
 sys.path.insert(0, ROOT)
 
 from iservdesk.proxy import answers  # noqa: E402
 
-SLOW = """
-[desktop.slow]
-name.de = "Langsam"
-name.en = "Slow"
-image = "{image}"
-memory = "1g"
-[desktop.slow.environment]
-DEMO_MODE = "tiny"
-DEMO_BOOT_CPU_SECONDS = "{seconds}"
-"""
 
 
 class LoadSampler:
@@ -226,7 +216,7 @@ def main():
     storms, prepared, cold = [], [], []
     with tempfile.TemporaryDirectory() as folder:
         with open(os.path.join(folder, "desktops.toml"), "w") as stream:
-            stream.write(CATALOG.format(image=image) + SLOW.format(image=image, seconds=args.boot_cpu))
+            stream.write(CATALOG.format(image=image) + SLOW_DESKTOP.format(image=image, seconds=args.boot_cpu))
         run = None
         engine = docker.DockerClient(base_url=DOCKER_URL, timeout=300)
         try:

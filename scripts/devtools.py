@@ -140,6 +140,18 @@ allowed = ["Teachers"]
 [desktop.teachers-only.environment]
 DEMO_MODE = "tiny"
 """
+# A desktop that spends CPU seconds at start, as a Kasm image's boot does (the start queue's
+# tests and benchmark): CATALOG + SLOW_DESKTOP, formatted with image and seconds.
+SLOW_DESKTOP = """
+[desktop.slow]
+name.de = "Langsam"
+name.en = "Slow"
+image = "{image}"
+memory = "1g"
+[desktop.slow.environment]
+DEMO_MODE = "tiny"
+DEMO_BOOT_CPU_SECONDS = "{seconds}"
+"""
 SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
 
 

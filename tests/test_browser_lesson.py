@@ -7,19 +7,8 @@ from selenium.webdriver.common.by import By
 
 import browser
 from browser import browser_sign_in
-from devtools import CATALOG, demo_image_tag
+from devtools import CATALOG, SLOW_DESKTOP, demo_image_tag
 from flows import Client, wait_status
-
-# A desktop that spends CPU seconds at start, as a Kasm image's boot does.
-SLOW = """
-[desktop.slow]
-name.de = "Langsam"
-name.en = "Slow"
-image = "{image}"
-[desktop.slow.environment]
-DEMO_MODE = "tiny"
-DEMO_BOOT_CPU_SECONDS = "{seconds}"
-"""
 
 
 def card_text(driver, slug, selector=""):
@@ -29,7 +18,7 @@ def card_text(driver, slug, selector=""):
 
 def test_a_waiting_start_shows_its_place_and_starts_in_its_turn(signed_in_portal, chromium, demo_image, tmp_path):
     (tmp_path / "desktops.toml").write_text(CATALOG.format(image=demo_image_tag())
-                                            + SLOW.format(image=demo_image_tag(), seconds=6))
+                                            + SLOW_DESKTOP.format(image=demo_image_tag(), seconds=6))
     portal, _ = signed_in_portal(START_CONCURRENCY="1")
     driver = chromium(language="de")
     browser_sign_in(driver, portal.url, "anna.schmidt")

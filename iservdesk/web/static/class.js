@@ -116,11 +116,7 @@
     if (body.demo) {
       var active = document.createElement("p");
       active.className = "demo-active";
-      var eye = document.createElement("img");
-      eye.className = "eye";
-      eye.src = "/static/icons/eye.svg";
-      eye.alt = "";
-      active.append(eye, " ", d.t("demo.active", {desktop: body.demo.desktop, time: d.clockTime(body.demo.since)}));
+      active.append(d.eye(), " ", d.t("demo.active", {desktop: body.demo.desktop, time: d.clockTime(body.demo.since)}));
       demoControls.append(active, d.button(d.t("demo.end"), "end-demo", "button danger"));
     } else if (body.own_desktops.length) {
       var label = document.createElement("label");

@@ -87,8 +87,17 @@ var iservdesk = (function () {
       : {dateStyle: "medium", timeStyle: "short"}).format(date);
   }
 
+  // The eye that marks "someone sees this screen" (decorative: the text says it).
+  function eye() {
+    var picture = document.createElement("img");
+    picture.className = "eye";
+    picture.src = "/static/icons/eye.svg";
+    picture.alt = "";
+    return picture;
+  }
+
   function notice(text) { document.getElementById("notice").textContent = text || ""; }
 
   return {t: t, api: api, timeElement: timeElement, clockTime: clockTime, button: button, events: events,
-          notice: notice, lang: lang};
+          notice: notice, lang: lang, eye: eye};
 })();

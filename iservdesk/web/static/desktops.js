@@ -178,17 +178,13 @@
     body.now.forEach(function (watch) {
       var line = document.createElement("p");
       line.className = "watcher";
-      var eye = document.createElement("img");
-      eye.className = "eye";
-      eye.src = "/static/icons/eye.svg";
-      eye.alt = "";
       var text = document.createElement("strong");
       text.textContent = d.t(watch.kind === "thumbnail" ? "watching.thumbnail" : "watching.now",
                              {watcher: watch.watcher, time: d.clockTime(watch.since)});
       var desktop = document.createElement("span");
       desktop.className = "desktop-name";
       desktop.textContent = "(" + watch.desktop + ")";
-      line.append(eye, text, " ", desktop);
+      line.append(d.eye(), text, " ", desktop);
       watching.appendChild(line);
     });
     if (body.now.length) {
