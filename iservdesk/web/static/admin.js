@@ -141,7 +141,7 @@
   });
 
   document.getElementById("stop-all").addEventListener("click", function () {
-    var running = current.filter(function (row) { return ["running", "starting", "pulling", "new"].indexOf(row.status) >= 0; });
+    var running = current.filter(function (row) { return ["running", "queued", "starting", "pulling", "new"].indexOf(row.status) >= 0; });
     if (!window.confirm(d.t("confirm.stop_all", {count: running.length}))) { return; }
     d.api("POST", "/api/admin/containers/stop-all").then(function (answer) {
       d.notice(d.t("admin.stopped_count", {count: answer.stopped}));

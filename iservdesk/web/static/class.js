@@ -227,7 +227,7 @@
     var running = [];
     (latest ? latest.members : []).forEach(function (member) {
       member.desktops.forEach(function (desktop) {
-        if (["running", "starting", "pulling"].indexOf(desktop.status) >= 0) { running.push(desktop); }
+        if (["running", "queued", "starting", "pulling"].indexOf(desktop.status) >= 0) { running.push(desktop); }
       });
     });
     if (!running.length) { d.notice(d.t("class.nothing_to_stop")); return; }

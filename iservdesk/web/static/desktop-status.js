@@ -8,19 +8,21 @@
     pulling: ["Dein Desktop wird vorbereitet …", "Your desktop is being prepared …"],
     starting: ["Dein Desktop startet …", "Your desktop is starting …"],
     new: ["Dein Desktop startet …", "Your desktop is starting …"],
+    queued: ["Dein Desktop wartet auf einen Startplatz …", "Your desktop is waiting for its turn to start …"],
     running: ["Dein Desktop ist bereit.", "Your desktop is ready."],
     stopped: ["Dieser Desktop ist gestoppt.", "This desktop is stopped."],
     removed: ["Dieser Desktop ist entfernt. Deine Dateien sind noch da.",
               "This desktop was removed. Your files are still there."],
     error: ["Dieser Desktop konnte nicht starten.", "This desktop could not start."]
   };
-  var busy = ["pulling", "starting", "new"];
+  var busy = ["queued", "pulling", "starting", "new"];
 
   function show(body) {
     var text = texts[body.status] || texts.error;
     document.getElementById("status-de").textContent = text[0];
     document.getElementById("status-en").textContent = text[1];
-    document.getElementById("message").textContent = body.message || "";
+    document.getElementById("message").textContent = body.status === "queued" && body.queue_position
+      ? "Platz " + body.queue_position + " / number " + body.queue_position + " in line" : body.message || "";
     var progress = document.getElementById("progress");
     if (body.progress === null || body.progress === undefined) {
       progress.removeAttribute("value");
