@@ -60,6 +60,16 @@ def test_the_owner_is_warned_before_an_idle_stop_and_one_click_keeps_the_desktop
     assert after["last_access_at"] > before["last_access_at"] and after["idle_stop_in"] > before["idle_stop_in"]
     assert "anna.schmidt keeps desktop anna.schmidt-demo running" in portal.log()
 
+    # The same in English, ten seconds after the click.
+    driver.get(portal.url + "/lang/en?next=/")
+    warning = browser.wait_until(driver, lambda d: card_text(d, "demo", ".idle-warning"), 30, "the English warning")
+    assert "Your desktop will be stopped in 4 minutes because it is not being used. Keep working?" in warning, warning
+    assert "Keep working" in warning
+    browser.save_screenshot(driver, "dashboard-idle-warning-en")
+    driver.find_element(By.CSS_SELECTOR, "#desktop-demo button[data-action=keep]").click()
+    browser.wait_until(driver, lambda d: card_text(d, "demo", ".idle-warning") is None, 10, "the warning to go")
+    driver.get(portal.url + "/lang/de?next=/")
+
     # In the desktop's own tab (its screen unchanged, so no use): the same warning in the
     # portal's bar over the desktop, and the same click.
     driver.switch_to.new_window("tab")

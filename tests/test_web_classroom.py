@@ -104,8 +104,14 @@ def test_classroom_off_turns_every_route_into_404(web):
     portal = web(CLASSROOM="off")
     portal.desktop("anna.schmidt", "tiny", "running")
     teacher = person(portal, "lehrer", ["teachers", "klasse-7a"], ["ROLE_TEACHER"])
-    for path in ("/api/classes", "/api/class/klasse-7a", "/api/watching"):
+    for path in ("/api/classes", "/api/class/klasse-7a", "/api/watching", "/api/demos",
+                 "/api/class/klasse-7a/thumbnail/anna.schmidt-tiny", "/class/klasse-7a"):
         assert teacher.get(path).status == 404, path
+    for method, path in (("POST", "/api/class/klasse-7a/stop-all"), ("POST", "/api/class/klasse-7a/demo?desktop_type=tiny"),
+                         ("DELETE", "/api/class/klasse-7a/demo"), ("POST", "/api/class/klasse-7a/prepare?desktop_type=tiny"),
+                         ("DELETE", "/api/class/klasse-7a/prepare/1")):
+        assert teacher.request(method, path).status == 404, path
+    assert portal.signed_in("admin").get("/api/admin/preparations").status == 404
     assert teacher.get("/desktop/anna.schmidt-tiny/").status == 403
 
 
