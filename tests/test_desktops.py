@@ -257,7 +257,7 @@ def test_admin_sees_stops_and_removes_other_peoples_desktops(site, docker_client
     listing = admin.get("/api/admin/containers").json()
     owners = {entry["owner"]: entry for entry in listing["containers"]}
     assert set(owners) == {"anna.schmidt", "ben"}
-    assert listing["statistics"] == {"total": 2, "running": 2, "active_users": 2}
+    assert listing["statistics"] == {"total": 2, "running": 2, "active_users": 2, "queued": 0}
     assert owners["ben"]["host_port"] and owners["ben"]["container_id"]
 
     stopped = admin.post("/api/admin/container/%s/stop" % owners["ben"]["container_id"])
