@@ -82,13 +82,13 @@ class Desktops:
             idle_stop_in = max(0, round((stop_at - self.clock()).total_seconds()))
             if self.config.idle_warning is not None:
                 idle_warning_in = max(0, idle_stop_in - round(self.config.idle_warning.total_seconds()))
-        return {"idle_stop_in": idle_stop_in, "idle_warning_in": idle_warning_in,"id": row.id, "name": row.name, "desktop_type": row.desktop_type,
+        return {"id": row.id, "name": row.name, "desktop_type": row.desktop_type,
                 "status": str(row.status), "progress": self.progress.get(row.name), "message": row.message,
                 "url": self.url(row), "created_at": row.created_at, "started_at": row.started_at,
                 "last_access_at": row.last_access_at, "owner": row.user.username,
                 "queue_position": self.queue.position(row.name),
                 "owner_name": row.user.display_name, "container_id": row.container_id,
-                "host_port": row.host_port}
+                "host_port": row.host_port, "idle_stop_in": idle_stop_in, "idle_warning_in": idle_warning_in}
 
     def rows_of(self, user):
         return {row.desktop_type: row for row in db.Desktop.select().where(db.Desktop.user == user)}

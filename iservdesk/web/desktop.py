@@ -79,8 +79,9 @@ STATUS_PAGE = """<!doctype html>
 
 # What the owner's tab shows at /desktop/<name>/: the desktop's client in a frame under a
 # bar of the portal's own, which tells the owner, where they look, who sees their screen
-# and warns before an idle stop (static/desktop-frame.js). Only browsers that send Sec-Fetch-Dest get it (the frame's
-# request says "iframe" and gets the client); others get the client itself.
+# and warns before an idle stop (static/desktop-frame.js). Only browsers that send
+# Sec-Fetch-Dest get it (the frame's request says "iframe" and gets the client); others
+# get the client itself.
 FRAME_PAGE = """<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>{title} – iservdesk</title><link rel="stylesheet" href="/static/desktop-frame.css"></head>
@@ -390,9 +391,9 @@ def add_routes(app, context):
         port, secret = row.host_port, row.secret
         # Watching uses KasmVNC's view-only user: the desktop itself refuses the input.
         user = "kasm_user"
-        if access in VIEW_ONLY:
+        if access in VIEW_ONLY:  # looking on is no use of the desktop: idle stays idle
             user, secret = "kasm_viewer", row.view_secret
-        else:  # looking on is no use of the desktop: idle stays idle
+        else:
             desktops.record_access(row, clock())
         if not database.is_closed():
             database.close()  # no connection held while bytes flow for hours
