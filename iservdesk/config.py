@@ -197,10 +197,12 @@ def parse_positive_int(value):
 
 
 def parse_concurrency(value):
-    """START_CONCURRENCY: a whole number above zero, or "auto": the host's CPU count, at
-    least 2 (a Kasm desktop's boot keeps about one core busy for several seconds)."""
+    """START_CONCURRENCY: a whole number above zero, or "auto": twice the host's CPU count.
+    A start is partly waiting (Docker creating the container, the desktop's services
+    coming up), so two per core kept the cores busy without thrashing them: measured
+    with `make bench` (scripts/bench_lesson.py) for light and CPU-heavy boots alike."""
     if value.strip().lower() == "auto":
-        return max(2, os.cpu_count() or 1)
+        return 2 * (os.cpu_count() or 1)
     return parse_positive_int(value)
 
 
@@ -311,8 +313,8 @@ SCHEMA = (
             "message to try later."),
     Setting("START_CONCURRENCY", "auto", parse_concurrency,
             "How many desktops may be created and booting at once; more starts wait in a fair "
-            "queue (each person's first before anyone's second) and see their place. auto: the "
-            "host's CPU count, at least 2."),
+            "queue (each person's first before anyone's second) and see their place. auto: twice "
+            "the host's CPU count."),
     Setting("CONTAINER_PREFIX", "iservdesk", parse_prefix,
             "Start of container and home-volume names (<prefix>-<user>-<type>); change it only "
             "to run a second installation on the same Docker engine."),

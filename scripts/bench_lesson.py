@@ -35,7 +35,8 @@ import uuid
 import docker
 
 from bench import machine_facts, write_report
-from bench_classroom import (FIRST_FRAME_JS, GROUP, TEACHER, Run, desktops_of, percentile, signed_in_browser)
+from bench_classroom import (FIRST_FRAME_JS, GROUP, TEACHER, Run, cpu_seconds, desktops_of, percentile,
+                             signed_in_browser)
 from devtools import CATALOG, DOCKER_URL, ROOT, SLOW_DESKTOP, Client, demo_image_tag, wait_for
 
 sys.path.insert(0, ROOT)
@@ -65,7 +66,8 @@ class LoadSampler:
 
 
 def portal_storm(run, students, slug, timeout):
-    """All students start `slug` at once; (seconds until the last runs, failures, peak load)."""
+    """All students start `slug` at once; (seconds until the last runs, failures, peak load,
+    the portal's CPU seconds per start)."""
     clients = [Client(run.url, name, password=name + "-pw") for name in students]
     teacher = Client(run.url, TEACHER, password=TEACHER + "-pw")
     gate, failures = threading.Barrier(len(clients)), []
@@ -77,7 +79,7 @@ def portal_storm(run, students, slug, timeout):
             failures.append("%s: %d %s" % (client.username, answer.status_code, answer.text[:100]))
 
     with LoadSampler() as load, concurrent.futures.ThreadPoolExecutor(len(clients)) as pool:
-        started = time.monotonic()
+        started, cpu = time.monotonic(), cpu_seconds(run.portal.pid)
         list(pool.map(click, clients))
 
         def all_running():
@@ -87,10 +89,10 @@ def portal_storm(run, students, slug, timeout):
                 raise AssertionError("failed during the storm: %s" % failures)
             return len(statuses) == len(clients) and all(status == "running" for status in statuses.values())
         wait_for(all_running, timeout, "all %s desktops to run" % slug, interval=0.25)
-        seconds = time.monotonic() - started
+        seconds, cpu = time.monotonic() - started, cpu_seconds(run.portal.pid) - cpu
     for client in clients:  # the next storm starts from stopped desktops' neighbours: remove these
         client.post("/api/container/remove", params={"desktop_type": slug})
-    return seconds, failures, max(load.samples or [os.getloadavg()[0]])
+    return seconds, failures, max(load.samples or [os.getloadavg()[0]]), cpu / len(clients)
 
 
 def docker_storm(client, image, kind, count, concurrency, prefix, timeout):
@@ -222,10 +224,10 @@ def main():
         try:
             run = Run(folder, args.students)
             for slug, label, kind in () if args.no_storm else kinds:
-                seconds, failures, load = portal_storm(run, run.students, slug, timeout)
+                seconds, failures, load, cpu = portal_storm(run, run.students, slug, timeout)
                 bare = {n: docker_storm(engine, image, kind, args.students, n, run.prefix, timeout)
                         for n in concurrencies}
-                storms.append((slug, label, seconds, failures, load, bare))
+                storms.append((slug, label, seconds, failures, load, bare, cpu))
             if args.tries:
                 prepared, cold = prepared_against_cold(run, args.tries)
         except BaseException:
@@ -240,16 +242,18 @@ def main():
             engine.close()
 
     lines += ["", "storm: %d starts in the same second; until the last desktop answers (START_CONCURRENCY=auto: "
-              "%d here)" % (args.students, max(2, os.cpu_count() or 1)),
+              "%d here)" % (args.students, 2 * (os.cpu_count() or 1)),
               "%-28s %10s %10s %12s %8s %s" % ("desktop", "portal s", "best bare", "(at a time)", "ratio",
                                                "load peak portal / bare; failures")]
-    for slug, label, seconds, failures, load, bare in storms:
+    for slug, label, seconds, failures, load, bare, cpu in storms:
         best = min(bare, key=lambda n: bare[n][0])
         lines.append("%-28s %10.1f %10.1f %12d %8.2f %.1f / %.1f; %s" % (
             "%s (%s)" % (slug, label), seconds, bare[best][0], best, seconds / bare[best][0], load, bare[best][1],
             "none" if not failures else "; ".join(failures)))
         lines.append("%-28s %s" % ("", "bare at a time: " + ", ".join("%d: %.1f s" % (n, bare[n][0])
                                                                          for n in sorted(bare))))
+        lines.append("%-28s portal CPU per start (the class JSON polled every 0.25 s included): %.0f ms"
+                     % ("", 1000 * cpu))
     lines.append("goal: the portal within 1.2x of the best bare script")
     if prepared and cold:
         lines += ["", "click -> first frame drawn in Chromium, %d tries each:" % len(prepared),

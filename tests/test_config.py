@@ -220,6 +220,6 @@ def test_the_idle_warning_comes_before_the_idle_stop_or_not_at_all(tmp_path):
 def test_start_concurrency_is_a_count_or_the_hosts_cpus(tmp_path):
     import os
     assert load(tmp_path, START_CONCURRENCY="3").start_concurrency == 3
-    assert load(tmp_path).start_concurrency == max(2, os.cpu_count())
+    assert load(tmp_path).start_concurrency == 2 * os.cpu_count()
     assert error_of(tmp_path, START_CONCURRENCY="0") == \
         "START_CONCURRENCY: '0' is not valid: expected a whole number above zero"
