@@ -3,8 +3,10 @@
 A pass deletes expired sessions and abandoned sign-ins, reconciles the database with the
 engine's labelled containers, removes labelled containers whose owner or desktop type
 this installation does not know (once they have stayed unknown for STRAY_GRACE), stops
-desktops unused for IDLE_TIMEOUT and removes containers stopped for REMOVE_STOPPED_AFTER.
-Home volumes are never deleted.
+desktops unused for IDLE_TIMEOUT (prepared ones nobody opened, after
+PREPARED_UNUSED_TIMEOUT) and removes containers stopped for REMOVE_STOPPED_AFTER. Home
+volumes are deleted only with REMOVE_HOMES_AFTER set (off by default), one pass after
+they were announced.
 
 This module is "what cleanup removes": it picks the candidates, acts on them, keeps the
 stray containers' bookkeeping and reports. It runs in a process of its own, beside the
@@ -15,6 +17,7 @@ Like the portal's stop and remove, the engine goes first and the row follows at 
 `now` is passed in, so tests choose the time.
 """
 
+import collections
 import contextlib
 import dataclasses
 import datetime
@@ -24,7 +27,7 @@ import os
 import time
 
 from . import db, sessions
-from .desktops import HALTED, Status, reconcile
+from .desktops import ACTIVE, HALTED, OWNER, Status, reconcile
 from .desktops.lifecycle import last_used_at
 from .errors import DesktopError
 
@@ -56,6 +59,8 @@ class Report:
     strays_waiting: list = dataclasses.field(default_factory=list)  # container names
     sessions: int = 0
     logins: int = 0
+    homes_announced: list = dataclasses.field(default_factory=list)  # usernames (REMOVE_HOMES_AFTER)
+    homes_removed: list = dataclasses.field(default_factory=list)  # volume names
     error: str = ""  # the engine could not be reached: the pass is incomplete
 
     def summary(self):
@@ -64,6 +69,9 @@ class Report:
                 "(%d waiting), %d records repaired, %d expired sessions and %d abandoned sign-ins deleted"
                 % (len(self.stopped), len(self.removed), len(self.strays_removed),
                    len(self.strays_waiting), len(self.repairs), self.sessions, self.logins))
+        if self.homes_announced or self.homes_removed:
+            line += ", %d homes of people long gone removed (%d people's announced for the next pass)" % (
+                len(self.homes_removed), len(self.homes_announced))
         if self.error:
             line += "; desktops not (all) checked: the Docker engine did not answer"
         return "cleanup%s: %s" % (" (dry run, nothing changed)" if self.dry_run else "", line)
@@ -96,6 +104,8 @@ def run(config, desktops, database, now, dry_run=False):
                                                      & db.Desktop.container_id.is_null(False)):
                     if remove_if_stopped(desktops, row, now, config.remove_stopped_after, dry_run):
                         report.removed.append(row.name)
+                if config.remove_homes_after is not None:
+                    remove_old_homes(desktops, now, config.remove_homes_after, dry_run, report)
             except DesktopError as error:
                 report.error = str(error)  # the caller says it once, with the exit status
     except TimeoutError:
@@ -219,6 +229,55 @@ def stop_if_prepared_unused(desktops, row, now, timeout, dry_run=False):
              "would stop" if dry_run else "stopped", fresh.name, human_duration(now - fresh.prepared_at),
              human_duration(timeout))
     return True
+
+
+def remove_old_homes(desktops, now, after, dry_run, report):
+    """REMOVE_HOMES_AFTER: the homes of people who have not signed in for `after` go, with
+    a grace of one pass: the first pass that finds them due announces it (a warning in the
+    journal, remembered in the database), the next one deletes their containers and home
+    volumes, unless they signed in meanwhile or a desktop of theirs is active. Only volumes
+    labelled with an owner are considered (older unlabelled ones stay for an admin)."""
+    owned = collections.defaultdict(list)
+    for volume in desktops.engine.homes(desktops.homes.prefix):
+        if volume.labels.get(OWNER):
+            owned[volume.labels[OWNER]].append(volume.name)
+    for user in db.User.select():
+        key = "homes-due:" + user.uuid
+        announced = db.KeyValue.get_or_none(db.KeyValue.name == key)
+        last = user.last_login_at or user.created_at
+        if now - last < after or not owned.get(user.uuid):
+            if announced is not None and not dry_run:
+                with db.write(desktops.database):
+                    announced.delete_instance()  # signed in again: the clock starts anew
+            continue
+        rows = list(db.Desktop.select().where(db.Desktop.user == user))
+        if any(row.status in ACTIVE for row in rows):
+            continue  # in use after all (an admin's start, a preparation): not now
+        if announced is None:
+            if not dry_run:
+                with db.write(desktops.database):
+                    db.KeyValue.create(name=key, value=now.isoformat())
+            report.homes_announced.append(user.username)
+            log.warning("cleanup %s the homes of %s (%s; last signed in %s ago, REMOVE_HOMES_AFTER %s) at its "
+                        "next pass: %s", "would announce removing" if dry_run else "will remove", user.username,
+                        user.uuid, human_duration(now - last), human_duration(after), ", ".join(owned[user.uuid]))
+            continue
+        if not dry_run:
+            for row in rows:
+                if row.container_id:
+                    desktops.engine.remove(row.container_id)
+            for volume in owned[user.uuid]:
+                desktops.engine.remove_home(volume)
+            with db.write(desktops.database):
+                db.Desktop.update(status=Status.REMOVED, container_id=None, host_port=None, secret=None,
+                                  view_secret=None, home_volume=None, message="").where(
+                    db.Desktop.user == user).execute()
+                announced.delete_instance()
+                db.record("home.remove", actor="cleanup", target=user.username, reason="REMOVE_HOMES_AFTER",
+                          volumes=owned[user.uuid])
+        report.homes_removed.extend(owned[user.uuid])
+        log.warning("cleanup %s the homes of %s (%s), unused for %s: %s", "would remove" if dry_run else "removed",
+                    user.username, user.uuid, human_duration(now - last), ", ".join(owned[user.uuid]))
 
 
 def _running(row):

@@ -96,6 +96,30 @@ def cmd_cleanup(config, args):
     return 0
 
 
+def cmd_forget(config, args):
+    """Delete a person's containers, homes and rows; the audit log keeps a pseudonym."""
+    from . import forget
+    from .desktops.catalog import CatalogError
+    from .errors import IServDeskError
+
+    try:
+        database, desktops = open_desktops(config)
+    except CatalogError as error:
+        return fail(str(error), EXIT_CONFIG)
+    with database.connection_context():
+        try:
+            user = forget.find(args.person)
+            what = forget.forget(desktops, user, config.secret_key, "cli", dry_run=args.dry_run)
+        except IServDeskError as error:
+            return fail(error.public_message if error.status < 500 else error.detail, EXIT_FAILURE)
+    verb = "would remove" if args.dry_run else "removed"
+    for line in what.lines():
+        print("%s %s" % (verb, line))
+    print("%s %s (%s) as %s" % ("would forget" if args.dry_run else "forgot", what.user.username, what.user.uuid,
+                                what.pseudonym))
+    return 0
+
+
 def cmd_check(args):
     from . import check
     return check.main(args.config)
@@ -120,6 +144,10 @@ def parser():
     cleanup = commands.add_parser("cleanup", help="stop idle desktops, remove long-stopped ones, "
                                   "expire sessions (one pass; a systemd timer runs it)")
     cleanup.add_argument("--dry-run", action="store_true", help="only report what would be done")
+    forget = commands.add_parser("forget", help="delete a person's desktops, home volumes and rows (DSGVO); "
+                                 "the audit log keeps a pseudonym")
+    forget.add_argument("person", help="account name or uuid")
+    forget.add_argument("--dry-run", action="store_true", help="only list what would go")
     commands.add_parser("check", help="check the installation, one line per check")
     settings = commands.add_parser("settings", help="print every setting (.env.example form)")
     settings.add_argument("--markdown", action="store_true", help="as the README's table")
@@ -139,6 +167,6 @@ def main(argv=None):
     logmodule.setup(config.log_level)
     try:
         return {"serve": cmd_serve, "init-db": cmd_init_db,
-                "cleanup": cmd_cleanup}[args.command](config, args)
+                "cleanup": cmd_cleanup, "forget": cmd_forget}[args.command](config, args)
     except db.DatabaseError as error:
         return fail(str(error), EXIT_FAILURE)

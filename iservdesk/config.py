@@ -347,6 +347,11 @@ SCHEMA = (
     Setting("PREPARED_UNUSED_TIMEOUT", "30m", parse_duration,
             "iservdesk cleanup stops a desktop prepared for a lesson (on the class page) that its "
             "owner has not opened this long after it was started. Files are kept. " + DURATION_HELP),
+    Setting("REMOVE_HOMES_AFTER", "off", parse_optional_duration,
+            "iservdesk cleanup deletes the home volumes (and desktops) of people who have not "
+            "signed in for this long, e.g. 400d: announced in the journal one pass ahead, deleted "
+            "at the next pass unless they signed in meanwhile. off: homes are kept until an admin "
+            "deletes them (iservdesk forget). " + DURATION_HELP),
     Setting("REMOVE_STOPPED_AFTER", "7d", parse_duration,
             "iservdesk cleanup removes a container that has been stopped this long; the home "
             "volume stays, so the next start gets a fresh desktop with the same files. 7d keeps "

@@ -81,3 +81,28 @@ def test_the_owner_is_warned_before_an_idle_stop_and_one_click_keeps_the_desktop
     driver.find_element(By.ID, "keep").click()
     browser.wait_until(driver, lambda d: not d.find_element(By.ID, "idle-warning").is_displayed(), 10,
                        "the tab's warning to go")
+
+
+def test_a_teacher_prepares_the_class_on_the_class_page(signed_in_portal, chromium, demo_image):
+    portal, _ = signed_in_portal(CLASS_GROUPS="klasse-*")
+    anna, max_ = Client(portal.url, "anna.schmidt"), Client(portal.url, "max.muster")
+    driver = chromium(language="en")
+    browser_sign_in(driver, portal.url, "lehrer")
+    driver.get(portal.url + "/class/klasse-7a")
+    choice = browser.wait_until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#prepare-type option[value=tiny]"),
+                                20, "the desktop types to prepare")[0]
+    assert "Nothing prepared yet." in driver.find_element(By.ID, "preparations").text
+    choice.click()
+    driver.find_element(By.CSS_SELECTOR, "#prepare-form button[type=submit]").click()  # time empty: now
+    item = browser.wait_until(driver, lambda d: (lambda e: e[0].text if e else None)(
+        d.find_elements(By.CSS_SELECTOR, "#preparations li[data-state=done]")), 20, "the preparation in the list")
+    assert item.startswith("Tiny (") and "2 started, 0 opened" in item and "Cancel" in item, item
+    for student in (anna, max_):
+        wait_status(student, "tiny", "running", timeout=120)
+    browser.save_screenshot(driver, "class-prepared-en")
+    # Cancelled before anyone opened them: both stop (their files stay).
+    driver.find_element(By.CSS_SELECTOR, "#preparations li[data-state=done] button").click()
+    browser.wait_until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#preparations li[data-state=cancelled]"),
+                       20, "the cancelled preparation")
+    for student in (anna, max_):
+        wait_status(student, "tiny", "stopped", timeout=60)

@@ -223,3 +223,9 @@ def test_start_concurrency_is_a_count_or_the_hosts_cpus(tmp_path):
     assert load(tmp_path).start_concurrency == 2 * os.cpu_count()
     assert error_of(tmp_path, START_CONCURRENCY="0") == \
         "START_CONCURRENCY: '0' is not valid: expected a whole number above zero"
+
+
+def test_homes_of_people_long_gone_are_kept_unless_said_otherwise(tmp_path):
+    assert load(tmp_path).remove_homes_after is None
+    assert load(tmp_path, REMOVE_HOMES_AFTER="400d").remove_homes_after == datetime.timedelta(days=400)
+    assert error_of(tmp_path, REMOVE_HOMES_AFTER="a year").startswith("REMOVE_HOMES_AFTER: 'a year' is not valid")

@@ -69,3 +69,24 @@ def test_max_desktops_answers_429(web):
     # A refused first start leaves nothing that looks like it is starting.
     status = portal.signed_in("ben").get("/api/container/status?desktop_type=tiny").json()
     assert status["status"] == "absent"
+
+
+def test_admins_forget_a_person_after_seeing_what_goes(web):
+    from iservdesk import db
+    portal = web()
+    portal.desktop("anna.schmidt", "tiny", "stopped", host_port=None)
+    anna = portal.signed_in("anna.schmidt")
+    admin = portal.signed_in("admin")
+    assert portal.signed_in("ben").get("/api/admin/forget/anna.schmidt").json()["error"] == "admin_only"
+    plan = admin.get("/api/admin/forget/anna.schmidt").json()
+    assert (plan["username"], plan["desktops"], plan["sessions"]) == ("anna.schmidt", ["anna.schmidt-tiny"], 1)
+    assert db.User.get_or_none(db.User.username == "anna.schmidt") is not None  # looking changes nothing
+    assert admin.get("/api/admin/forget/nobody").status == 404
+    assert admin.post("/api/admin/forget/admin").json()["error"] == "forget_self"
+    assert admin.post("/api/admin/forget/anna.schmidt", csrf=False).status == 403
+    done = admin.post("/api/admin/forget/anna.schmidt").json()
+    assert done["pseudonym"].startswith("person-")
+    assert db.User.get_or_none(db.User.username == "anna.schmidt") is None
+    assert db.Desktop.select().count() == 0 and anna.get("/api/container/list").status == 401
+    assert portal.events("person.forget") == [("admin", done["pseudonym"])]
+    assert not [event for event in db.Event.select() if "anna.schmidt" in (event.actor + event.target + str(event.detail))]

@@ -319,6 +319,10 @@ class DockerEngine(Engine):
         return self._volume(self._ask("create a volume", self.client.api.create_volume,
                                       name=name, labels=labels))
 
+    def remove_home(self, name):
+        with self._translated("remove a volume", gone_is_fine=True):
+            self.client.api.remove_volume(name)
+
     def write_file(self, container_id, path, data, mode=0o644):
         folder, _, name = path.rstrip("/").rpartition("/")
         archive = io.BytesIO()

@@ -129,6 +129,11 @@ class Engine:
         """Create the home `name` with `labels`; an existing one is returned unchanged."""
         raise NotImplementedError
 
+    def remove_home(self, name):
+        """Delete the home `name` and every file in it (no container may use it any more);
+        a missing one is fine."""
+        raise NotImplementedError
+
     def screenshot(self, host_port, secret, width, height):
         """A JPEG of the desktop's screen scaled to fit width x height, fetched with the
         owner's `secret` where the proxy reaches the desktop (the row's host_port). Raises

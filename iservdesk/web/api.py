@@ -11,7 +11,7 @@ import logging
 
 import bottle
 
-from .. import db
+from .. import db, forget
 from ..desktops import Status
 from ..errors import BadRequest, DesktopNotFound, TooMany
 from .auth import Forbidden
@@ -208,6 +208,23 @@ def add_routes(app, context):
             db.record("desktop.stop-all", actor=identity.user.username, count=count)
         log.info("admin %s stopped all desktops (%d)", identity.user.username, count)
         return {"stopped": count}
+
+    @app.get("/api/admin/forget/<person>")
+    def forget_plan(person):
+        """What forgetting a person (account name or uuid) would remove: lines to confirm."""
+        require_admin()
+        return forget.plan(desktops, forget.find(person), context.settings.secret_key).json()
+
+    @app.post("/api/admin/forget/<person>")
+    def forget_person(person):
+        """Forget a person (iservdesk/forget.py): their containers, homes and rows go; the
+        audit log keeps a pseudonym. Answers what went."""
+        identity = require_admin()
+        user = forget.find(person)
+        if user.id == identity.user.id:
+            raise Forbidden("You cannot forget yourself here; ask another admin or use iservdesk forget.",
+                            code="forget_self")
+        return forget.forget(desktops, user, context.settings.secret_key, identity.user.username).json()
 
     @app.get("/api/admin/queue")
     def admin_queue():

@@ -63,6 +63,18 @@ CATALOGUES = {
         "admin.total": "Desktops",
         "admin.running": "Laufen",
         "admin.active_users": "Aktive Personen",
+        "forget.heading": "Daten einer Person löschen",
+        "forget.intro": "Wenn jemand die Schule verlässt: löscht alle Desktops, Home-Ordner (mit allen Dateien), Anmeldungen und das Konto dieser Person. Das Protokoll behält, was geschah, mit einem Pseudonym statt des Namens.",
+        "forget.person": "Kontoname oder UUID",
+        "forget.check": "Anzeigen, was gelöscht wird",
+        "forget.confirm": "Endgültig löschen",
+        "forget.really": "Alle Daten von {username} endgültig löschen? Das kann niemand rückgängig machen.",
+        "forget.done": "Gelöscht. Im Protokoll steht jetzt {pseudonym}.",
+        "forget.container": "Container {name}",
+        "forget.volume": "Home-Ordner {name} mit allen Dateien darin",
+        "forget.desktop": "Desktop {name}",
+        "forget.account": "das Konto {username} ({uuid}) und {sessions} Anmeldungen",
+        "forget.events": "{events} Protokolleinträge: aus {username} wird {pseudonym}",
         "admin.queued": "Warten auf den Start",
         "admin.place": "Platz {position}",
         "admin.filter": "Filtern",
@@ -86,8 +98,8 @@ CATALOGUES = {
         "admin.homes_intro": "Ein Home-Ordner gehört der Person, die ihn angelegt hat (ihrer IServ-ID), nicht "
                              "ihrem Kontonamen. Bekommt eine neue Person einen alten Kontonamen, erhält sie "
                              "einen eigenen Ordner. Aufbewahrt heißt: Kein Desktop der Person benutzt ihn mehr, oder "
-                             "ihr Kontoname gehört inzwischen jemand anderem. Die Dateien bleiben, bis du das "
-                             "Volume mit docker volume rm entfernst.",
+                             "ihr Kontoname gehört inzwischen jemand anderem. Die Dateien bleiben, bis du die "
+                             "Daten der Person unten löschst (oder das Volume mit docker volume rm).",
         "admin.home_volume": "Volume",
         "admin.home_desktop": "Desktop",
         "admin.home_in_use": "In Benutzung",
@@ -205,6 +217,18 @@ CATALOGUES = {
         "admin.total": "Desktops",
         "admin.running": "Running",
         "admin.active_users": "Active people",
+        "forget.heading": "Delete a person's data",
+        "forget.intro": "When someone leaves the school: deletes all of this person's desktops, home folders (with every file), sessions and account. The audit log keeps what happened, with a pseudonym instead of the name.",
+        "forget.person": "Account name or UUID",
+        "forget.check": "Show what goes",
+        "forget.confirm": "Delete for good",
+        "forget.really": "Delete all data of {username} for good? Nobody can undo this.",
+        "forget.done": "Deleted. The audit log now says {pseudonym}.",
+        "forget.container": "container {name}",
+        "forget.volume": "home folder {name} with every file in it",
+        "forget.desktop": "desktop {name}",
+        "forget.account": "the account {username} ({uuid}) and {sessions} sessions",
+        "forget.events": "{events} audit log entries: {username} becomes {pseudonym}",
         "admin.queued": "Waiting to start",
         "admin.place": "number {position}",
         "admin.filter": "Filter",
@@ -228,8 +252,8 @@ CATALOGUES = {
         "admin.homes_intro": "A home folder belongs to the person who made it (their IServ id), not to "
                              "their account name. A new person who gets an old account name gets a folder "
                              "of their own. Kept means: no desktop of its person uses it any more, or the person's "
-                             "account name now belongs to someone else. The files stay until you remove the "
-                             "volume with docker volume rm.",
+                             "account name now belongs to someone else. The files stay until you delete the "
+                             "person's data below (or the volume with docker volume rm).",
         "admin.home_volume": "Volume",
         "admin.home_desktop": "Desktop",
         "admin.home_in_use": "In use",

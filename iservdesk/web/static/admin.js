@@ -130,6 +130,42 @@
     }).catch(function (error) { d.notice(error.message); });
   }
 
+  // Deleting a person's data: first what goes, then one confirmation.
+  var forgetPlan = document.getElementById("forget-plan");
+  var forgetting = null;  // the account name or uuid shown in the plan
+
+  document.getElementById("forget-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var person = document.getElementById("forget-person").value.trim();
+    d.api("GET", "/api/admin/forget/" + encodeURIComponent(person)).then(function (answer) {
+      forgetting = {person: person, username: answer.username};
+      var list = forgetPlan.querySelector("ul");
+      list.replaceChildren();
+      var lines = [];
+      [["containers", "forget.container"], ["volumes", "forget.volume"], ["desktops", "forget.desktop"]]
+        .forEach(function (kind) {
+          answer[kind[0]].forEach(function (name) { lines.push(d.t(kind[1], {name: name})); });
+        });
+      lines.push(d.t("forget.account", answer), d.t("forget.events", answer));
+      lines.forEach(function (line) {
+        var item = document.createElement("li");
+        item.textContent = line;
+        list.appendChild(item);
+      });
+      forgetPlan.hidden = false;
+    }).catch(function (error) { forgetPlan.hidden = true; d.notice(error.message); });
+  });
+
+  document.getElementById("forget-confirm").addEventListener("click", function () {
+    if (!forgetting || !window.confirm(d.t("forget.really", {username: forgetting.username}))) { return; }
+    d.api("POST", "/api/admin/forget/" + encodeURIComponent(forgetting.person)).then(function (answer) {
+      forgetPlan.hidden = true;
+      forgetting = null;
+      d.notice(d.t("forget.done", {pseudonym: answer.pseudonym}));
+      return load().then(loadHomes);
+    }).catch(function (error) { d.notice(error.message); });
+  });
+
   body.addEventListener("click", function (event) {
     var target = event.target.closest("button[data-action]");
     if (!target) { return; }

@@ -39,6 +39,16 @@
 <h2 id="preparations-heading">{{t["prepare.heading"]}}</h2>
 <ul id="admin-preparations" class="preparations" aria-labelledby="preparations-heading"></ul>
 % end
+<h2 id="forget-heading">{{t["forget.heading"]}}</h2>
+<p>{{t["forget.intro"]}}</p>
+<form id="forget-form" class="prepare-form" aria-labelledby="forget-heading">
+  <label>{{t["forget.person"]}} <input id="forget-person" required autocomplete="off"></label>
+  <button type="submit" class="button">{{t["forget.check"]}}</button>
+</form>
+<div id="forget-plan" hidden>
+  <ul class="preparations"></ul>
+  <button id="forget-confirm" type="button" class="button danger">{{t["forget.confirm"]}}</button>
+</div>
 <h2>{{t["admin.audit"]}}</h2>
 <div class="table-wrap">
 <table id="audit">

@@ -11,6 +11,16 @@
 % else:
 <p class="privacy" id="privacy">{{t["class.watch_off"]}}</p>
 % end
+<p class="toolbar"><button id="stop-class" type="button" class="button danger">{{t["class.stop_all"]}}</button></p>
+<p id="notice" class="notice" role="status" aria-live="polite"></p>
+<div id="members" class="cards members" data-group="{{group}}" aria-live="polite"></div>
+<noscript><p>JavaScript is needed to show the class.</p></noscript>
+% # The members first: what a teacher looks at during a lesson; demo and preparing below.
+<section id="demo" class="demo" aria-labelledby="demo-heading">
+  <h2 id="demo-heading">{{t["demo.heading"]}}</h2>
+  <p class="hint">{{t["demo.hint"]}}</p>
+  <div id="demo-controls" aria-live="polite"></div>
+</section>
 <section id="prepare" class="demo" aria-labelledby="prepare-heading">
   <h2 id="prepare-heading">{{t["prepare.heading"]}}</h2>
   <p class="hint">{{t["prepare.hint"].replace("{minutes}", str(prepared_minutes))}}</p>
@@ -21,12 +31,3 @@
   </form>
   <ul id="preparations" class="preparations"></ul>
 </section>
-<section id="demo" class="demo" aria-labelledby="demo-heading">
-  <h2 id="demo-heading">{{t["demo.heading"]}}</h2>
-  <p class="hint">{{t["demo.hint"]}}</p>
-  <div id="demo-controls" aria-live="polite"></div>
-</section>
-<p class="toolbar"><button id="stop-class" type="button" class="button danger">{{t["class.stop_all"]}}</button></p>
-<p id="notice" class="notice" role="status" aria-live="polite"></p>
-<div id="members" class="cards members" data-group="{{group}}" aria-live="polite"></div>
-<noscript><p>JavaScript is needed to show the class.</p></noscript>
