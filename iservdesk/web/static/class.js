@@ -43,12 +43,7 @@
       item.appendChild(picture);
     }
     if (watch && desktop.watchable && desktop.status === "running" && desktop.url) {
-      var link = document.createElement("a");
-      link.className = "button primary watch";
-      link.href = desktop.url;
-      link.target = "_blank";
-      link.rel = "noopener";
-      link.textContent = d.t("class.watch");
+      var link = d.tabLink(d.t("class.watch"), desktop.url, "button primary watch");
       link.setAttribute("aria-label", d.t("class.watch_label", {name: member.display_name, type: titleOf(desktop)}));
       item.appendChild(link);
     }

@@ -87,6 +87,18 @@ var iservdesk = (function () {
       : {dateStyle: "medium", timeStyle: "short"}).format(date);
   }
 
+  // A link that opens a desktop (or a viewer) in a tab of its own, without an opener:
+  // what a desktop serves must not script the page that opened it.
+  function tabLink(text, href, className) {
+    var link = document.createElement("a");
+    link.className = className;
+    link.href = href;
+    link.target = "_blank";
+    link.rel = "noopener";
+    link.textContent = text;
+    return link;
+  }
+
   // The eye that marks "someone sees this screen" (decorative: the text says it).
   function eye() {
     var picture = document.createElement("img");
@@ -99,5 +111,5 @@ var iservdesk = (function () {
   function notice(text) { document.getElementById("notice").textContent = text || ""; }
 
   return {t: t, api: api, timeElement: timeElement, clockTime: clockTime, button: button, events: events,
-          notice: notice, lang: lang, eye: eye};
+          notice: notice, lang: lang, eye: eye, tabLink: tabLink};
 })();

@@ -85,13 +85,7 @@
     var actions = document.createElement("div");
     actions.className = "actions";
     if (desktop.status === "running") {
-      var open = document.createElement("a");
-      open.className = "button primary open";
-      open.href = desktop.url;
-      open.target = "_blank";
-      open.rel = "noopener";
-      open.textContent = d.t("action.open");
-      actions.appendChild(open);
+      actions.appendChild(d.tabLink(d.t("action.open"), desktop.url, "button primary open"));
       actions.appendChild(d.button(d.t("action.stop"), "stop"));
     } else if (desktop.status === "queued") {
       actions.appendChild(d.button(d.t("action.cancel"), "stop"));  // leaves the queue
@@ -225,13 +219,7 @@
       var text = document.createElement("p");
       text.textContent = d.t("demo.card_text", {teacher: demo.teacher, group: demo.group_name || demo.group,
                                                  time: d.clockTime(demo.since)});
-      var open = document.createElement("a");
-      open.className = "button primary open-demo";
-      open.href = demo.url;
-      open.target = "_blank";
-      open.rel = "noopener";
-      open.textContent = d.t("demo.open");
-      card.append(title, text, open);
+      card.append(title, text, d.tabLink(d.t("demo.open"), demo.url, "button primary open-demo"));
       demos.appendChild(card);
     });
     demos.hidden = !body.demos.length;
