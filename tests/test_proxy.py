@@ -454,9 +454,12 @@ def test_only_the_portals_own_pages_drive_desktops_with_the_cookie(running):
     assert anna.post("/desktop/anna.schmidt-demo/upload", data=b"x",
                      headers={"Origin": "http://evil.example"}).status_code == 403
     assert "did not answer" not in portal.log()
-    # From the portal's own origin it reaches the desktop (whose websockify drops POSTs).
-    anna.post("/desktop/anna.schmidt-demo/upload", data=b"x", headers={"Origin": portal.url})
-    assert "desktop anna.schmidt-demo did not answer: RemoteDisconnected" in portal.log()
+    # From the portal's own origin it reaches the desktop, whose websockify answers a POST
+    # with 501 or drops the connection (the portal then logs it and shows its 502 page).
+    reached = anna.post("/desktop/anna.schmidt-demo/upload", data=b"x", headers={"Origin": portal.url})
+    assert reached.status_code == 501 or (
+        reached.status_code == 502 and "desktop anna.schmidt-demo did not answer: RemoteDisconnected" in portal.log()), \
+        (reached.status_code, reached.text[:200])
     assert anna.get("/desktop/anna.schmidt-demo/vnc.html", headers={"Origin": "http://evil.example"}).ok
 
 
