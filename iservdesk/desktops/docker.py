@@ -38,6 +38,7 @@ API_VERSION = "1.41"
 UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
 ICC_OPTION = "com.docker.network.bridge.enable_icc"
 HOME = "/home/kasm-user"
+READ_CHUNK = 256 * 1024  # bytes per read of a home's tar stream
 PORT_ATTEMPTS = 5  # a port can be taken between our check and Docker's bind
 
 
@@ -318,6 +319,21 @@ class DockerEngine(Engine):
         # Docker answers a create of an existing local volume with that volume, unchanged.
         return self._volume(self._ask("create a volume", self.client.api.create_volume,
                                       name=name, labels=labels))
+
+    @contextlib.contextmanager
+    def read_home(self, name, image, labels):
+        api = self.client.api
+        host_config = api.create_host_config(binds={name: {"bind": HOME, "mode": "ro"}}, network_mode="none",
+                                             security_opt=["no-new-privileges"])
+        helper = self._ask("create a reader of a home", api.create_container, image, command=["true"],
+                           host_config=host_config, volumes=[HOME], labels=labels,
+                           network_disabled=True)["Id"]
+        try:
+            with self._translated("read a home"):
+                stream, _ = api.get_archive(helper, HOME, chunk_size=READ_CHUNK)
+            yield stream
+        finally:
+            self.remove(helper)
 
     def remove_home(self, name):
         with self._translated("remove a volume", gone_is_fine=True):

@@ -134,6 +134,14 @@ class Engine:
         a missing one is fine."""
         raise NotImplementedError
 
+    def read_home(self, name, image, labels):
+        """A context manager giving the home `name` as a tar stream (an iterator of bytes;
+        its entries start with "kasm-user/"), read through a container of `image` (with
+        `labels`: one left behind by a crash is a stray for cleanup) that is created for it
+        and never started, with only that volume mounted, read-only: the same for running,
+        stopped and removed desktops. Symbolic links come as links, never followed."""
+        raise NotImplementedError
+
     def screenshot(self, host_port, secret, width, height):
         """A JPEG of the desktop's screen scaled to fit width x height, fetched with the
         owner's `secret` where the proxy reaches the desktop (the row's host_port). Raises

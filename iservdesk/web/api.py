@@ -11,7 +11,7 @@ import logging
 
 import bottle
 
-from .. import db, forget
+from .. import db, files, forget
 from ..desktops import Status
 from ..errors import BadRequest, DesktopNotFound, TooMany
 from .auth import Forbidden
@@ -145,6 +145,34 @@ def add_routes(app, context):
         identity = require_user()
         desktop_type, row = own_row(identity)
         return entry(identity, desktop_type, desktops.stop(row, identity.user.username))
+
+    @app.get("/api/files/home.zip")
+    def home_zip():
+        """The owner's home of one desktop type as a zip, streamed (also while the desktop is
+        stopped or removed): regular files and folders only (iservdesk/files.py)."""
+        identity = require_user()
+        desktop_type = desktop_type_for(identity)
+        return send_zip(identity, desktop_type.slug, "%s-%s.zip" % (identity.user.username, desktop_type.slug))
+
+    @app.get("/api/files/export.zip")
+    def export_zip():
+        """Everything of the person: all their homes in one zip, a folder per desktop type."""
+        identity = require_user()
+        return send_zip(identity, None, "%s-iservdesk.zip" % identity.user.username)
+
+    def send_zip(identity, slug, filename):
+        homes, stream = files.download(desktops, identity.user, slug)
+        if not homes:
+            raise DesktopNotFound("There are no files here yet: start the desktop once.", code="no_home")
+        with db.write(database):
+            db.record("files.download", actor=identity.user.username, target=slug or "all",
+                      homes=[name for _, name, _ in homes])
+        bottle.response.content_type = "application/zip"
+        bottle.response.set_header("Content-Disposition", 'attachment; filename="%s"' % filename)
+        bottle.response.set_header("Cache-Control", "no-store")
+        if not database.is_closed():
+            database.close()  # nothing held while the bytes flow
+        return stream
 
     @app.post("/api/container/keep")
     def keep():

@@ -96,6 +96,15 @@
       actions.appendChild(d.button(d.t("action.remove"), "remove", "danger"));
     }
     card.appendChild(actions);
+    if (desktop.status !== "absent" && desktop.created_at) {  // a home exists: its files, as one zip
+      var files = document.createElement("a");
+      files.className = "files-download";
+      files.href = "/api/files/home.zip?desktop_type=" + encodeURIComponent(desktop.desktop_type);
+      files.setAttribute("download", "");
+      files.textContent = d.t("files.download");
+      card.appendChild(files);
+      document.getElementById("export").hidden = false;
+    }
     // The idle warning: from the server's "seconds until", counted on this page's clock.
     var now = Date.now();
     card.dataset.warnAt = desktop.idle_warning_in === null || desktop.idle_warning_in === undefined

@@ -20,6 +20,7 @@
 <h1>{{t["desktops.heading"]}}</h1>
 <p id="notice" class="notice" role="status" aria-live="polite"></p>
 <div id="desktops" class="cards" data-lang="{{lang}}"></div>
+<p class="export"><a id="export" href="/api/files/export.zip" download hidden>{{t["files.export"]}}</a></p>
 <noscript><p>JavaScript is needed to start desktops.</p></noscript>
 % if classroom:
 <section id="watch-history" class="watch-history" aria-labelledby="watch-history-heading" hidden>
