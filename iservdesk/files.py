@@ -15,6 +15,7 @@ import tarfile
 import zipfile
 
 from . import db
+from .desktops import OWNER
 from .errors import DesktopUnreachable
 
 COPY_CHUNK = 256 * 1024  # bytes per read of a file inside the tar stream
@@ -93,7 +94,6 @@ def homes_as_zip(homes):
 def homes_of(desktops, user, slug=None):
     """[(folder, volume name, image)] of `user`'s homes (of desktop type `slug`, or all),
     each with an image of the catalog that is on the host to read it with."""
-    from .desktops import OWNER
     present = [item.image for item in desktops.catalog if desktops.engine.has_image(item.image)]
     found = []
     for row in db.Desktop.select().where(db.Desktop.user == user).order_by(db.Desktop.desktop_type):

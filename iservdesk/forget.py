@@ -35,6 +35,7 @@ class Plan:
     desktops: list  # desktop names (rows)
     sessions: int
     events: int  # audit entries that name the person
+    container_ids: list  # of `containers`, to remove each once
 
     def json(self):
         return {"username": self.user.username, "uuid": self.user.uuid, "pseudonym": self.pseudonym,
@@ -93,13 +94,13 @@ def _mentions(event, username):
 def plan(desktops, user, secret_key):
     """What forgetting `user` removes (reads only)."""
     rows = list(db.Desktop.select().where(db.Desktop.user == user))
-    containers = {container.name for container in desktops.engine.list(desktops.labels)
+    containers = {container.id: container.name for container in desktops.engine.list(desktops.labels)
                   if container.labels.get(OWNER) == user.uuid}
-    by_id = {row.container_id for row in rows if row.container_id}
-    for container_id in by_id:
-        container = desktops.engine.inspect(container_id)
-        if container is not None:
-            containers.add(container.name)
+    for row in rows:  # also a container of an older release, made before the owner label
+        if row.container_id and row.container_id not in containers:
+            container = desktops.engine.inspect(row.container_id)
+            if container is not None:
+                containers[container.id] = container.name
     volumes = {volume.name for volume in desktops.engine.homes(desktops.homes.prefix)
                if volume.labels.get(OWNER) == user.uuid}
     for row in rows:
@@ -108,8 +109,9 @@ def plan(desktops, user, secret_key):
         if found is not None and found.labels.get(OWNER) in (None, user.uuid):
             volumes.add(volume)
     events = sum(1 for event in db.Event.select() if _mentions(event, user.username))
-    return Plan(user, pseudonym(secret_key, user.uuid), sorted(containers), sorted(volumes),
-                sorted(row.name for row in rows), db.Session.select().where(db.Session.user == user).count(), events)
+    return Plan(user, pseudonym(secret_key, user.uuid), sorted(containers.values()), sorted(volumes),
+                sorted(row.name for row in rows), db.Session.select().where(db.Session.user == user).count(), events,
+                sorted(containers))
 
 
 def forget(desktops, user, secret_key, actor, dry_run=False):
@@ -118,12 +120,8 @@ def forget(desktops, user, secret_key, actor, dry_run=False):
     what = plan(desktops, user, secret_key)
     if dry_run:
         return what
-    for container in desktops.engine.list(desktops.labels):
-        if container.name in what.containers:
-            desktops.engine.remove(container.id)
-    for row in db.Desktop.select().where(db.Desktop.user == user):
-        if row.container_id:
-            desktops.engine.remove(row.container_id)
+    for container_id in what.container_ids:
+        desktops.engine.remove(container_id)
     for volume in what.volumes:
         desktops.engine.remove_home(volume)
     username, alias = user.username, what.pseudonym
