@@ -183,6 +183,20 @@ def parse_duration_seconds(value):
     return int(parse_duration(value).total_seconds())
 
 
+SIZE_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
+
+
+def parse_size(value):
+    """A whole number of bytes, or with k, m, g or t (binary: 1g is 1024 MiB) -> int > 0."""
+    match = re.fullmatch(r"([0-9]+)([kmgt]?)(?:i?b)?", value.strip().lower())
+    if not match:
+        raise ValueError("expected a size such as 500m, 1g or 5g (bytes, k, m, g, t)")
+    size = int(match.group(1)) * SIZE_UNITS[match.group(2)]
+    if size <= 0:
+        raise ValueError("must be larger than zero")
+    return size
+
+
 def parse_prefix(value):
     if not re.match(r"^[a-z0-9][a-z0-9_.-]{0,30}$", value):
         raise ValueError("use 1-31 lower-case letters, digits, '.', '_' or '-'")
@@ -352,6 +366,14 @@ SCHEMA = (
             "signed in for this long, e.g. 400d: announced in the journal one pass ahead, deleted "
             "at the next pass unless they signed in meanwhile. off: homes are kept until an admin "
             "deletes them (iservdesk forget). " + DURATION_HELP),
+    Setting("UPLOAD_MAX_SIZE", "1g", parse_size,
+            "The largest file a person may upload into a home through the portal (the dashboard's "
+            "files, and a teacher's material). A size: bytes, or with k, m, g (1g = 1024 MiB)."),
+    Setting("HOME_QUOTA", "5g", parse_size,
+            "How much a home may hold for uploads through the portal: an upload that would take it "
+            "past this is refused, saying how much is used. What a desktop writes itself is not "
+            "limited by Docker's volumes; the admin panel lists homes by size and flags those "
+            "over it. A size, as UPLOAD_MAX_SIZE."),
     Setting("REMOVE_STOPPED_AFTER", "7d", parse_duration,
             "iservdesk cleanup removes a container that has been stopped this long; the home "
             "volume stays, so the next start gets a fresh desktop with the same files. 7d keeps "

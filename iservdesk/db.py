@@ -155,6 +155,53 @@ class Preparation(BaseModel):
         table_name = "preparations"
 
 
+class HomeSize(BaseModel):
+    """How many bytes a home volume held when it was last measured (files.py, cleanup)."""
+
+    volume = peewee.TextField(primary_key=True)
+    size = peewee.IntegerField()
+    measured_at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "home_sizes"
+
+    @classmethod
+    def remember(cls, volume, size, now):
+        cls.insert(volume=volume, size=size, measured_at=now).on_conflict(
+            conflict_target=[cls.volume], update={cls.size: size, cls.measured_at: now}).execute()
+
+
+class Handout(BaseModel):
+    """Something a teacher gives a class (handouts.py): `material` (files copied read-only
+    into ~/Material/<class>/<name>/) or an `assignment` (a folder ~/Abgabe/<name>/ that is
+    collected). Material without handed_out_at is still being uploaded."""
+
+    group_name = peewee.TextField()
+    kind = peewee.TextField()
+    name = peewee.TextField()
+    created_by = peewee.TextField()
+    created_at = UTCDateTimeField()
+    handed_out_at = UTCDateTimeField(null=True)
+    deadline = UTCDateTimeField(null=True)
+    collected_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "handouts"
+
+
+class Delivery(BaseModel):
+    """A handout placed in one home volume (of `user`)."""
+
+    handout = peewee.ForeignKeyField(Handout, on_delete="CASCADE")
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+    volume = peewee.TextField()
+    delivered_at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "deliveries"
+        primary_key = peewee.CompositeKey("handout", "volume")
+
+
 class Session(BaseModel):
     """A signed-in browser or API client. Only the hash of the session id is stored."""
 
@@ -240,7 +287,7 @@ class KeyValue(BaseModel):
         table_name = "meta"
 
 
-MODELS = (User, Group, Session, Login, Desktop, Preparation, Event, KeyValue)
+MODELS = (User, Group, Session, Login, Desktop, Preparation, HomeSize, Handout, Delivery, Event, KeyValue)
 
 # Forward migrations. Append only; never edit one that has shipped.
 MIGRATIONS = (
@@ -353,6 +400,33 @@ MIGRATIONS = (
         CREATE INDEX preparations_run_at ON preparations (run_at);
         ALTER TABLE desktops ADD COLUMN prepared_at TEXT;
         ALTER TABLE desktops ADD COLUMN preparation_id INTEGER REFERENCES preparations (id) ON DELETE SET NULL;
+    """),
+    ("home sizes, handouts and their deliveries", """
+        CREATE TABLE home_sizes (
+            volume TEXT NOT NULL PRIMARY KEY,
+            size INTEGER NOT NULL,
+            measured_at TEXT NOT NULL
+        );
+        CREATE TABLE handouts (
+            id INTEGER NOT NULL PRIMARY KEY,
+            group_name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            handed_out_at TEXT,
+            deadline TEXT,
+            collected_at TEXT
+        );
+        CREATE UNIQUE INDEX handouts_group_name_kind_name ON handouts (group_name, kind, name);
+        CREATE TABLE deliveries (
+            handout_id INTEGER NOT NULL REFERENCES handouts (id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            volume TEXT NOT NULL,
+            delivered_at TEXT NOT NULL,
+            PRIMARY KEY (handout_id, volume)
+        );
+        CREATE INDEX deliveries_user_id ON deliveries (user_id);
     """),
 )
 

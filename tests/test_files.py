@@ -62,7 +62,8 @@ def test_a_home_comes_out_whole_as_a_zip_without_its_links_also_when_stopped_or_
         assert all(b"root:" not in archive.read(name) for name in names if not name.endswith("/"))
 
     answer = anna.get("/api/files/home.zip", params={"desktop_type": "tiny"})
-    assert answer.headers["Content-Disposition"] == 'attachment; filename="anna.schmidt-tiny.zip"'
+    assert answer.headers["Content-Disposition"] == (
+        'attachment; filename="anna.schmidt-tiny.zip"; filename*=UTF-8\'\'anna.schmidt-tiny.zip')
     check(zip_of(answer))
     anna.post("/api/container/stop", params={"desktop_type": "tiny"})
     wait_status(anna, "tiny", "stopped")

@@ -21,13 +21,14 @@ import threading
 
 import docker
 import docker.errors
+import docker.utils
 import gevent
 import requests.exceptions
 
 from .. import proxy
 from ..errors import (DesktopError, DesktopUnreachable, EngineRefused, EngineUnreachable, NetworkUnsafe,
                       NoFreePort, PortTaken, PullFailed)
-from .engine import Container, ContainerExists, Engine, Volume
+from .engine import HOME, Container, ContainerExists, Engine, FileStat, HomeFiles, Volume
 from .ports import PortPool
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,10 @@ log = logging.getLogger(__name__)
 API_VERSION = "1.41"
 UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
 ICC_OPTION = "com.docker.network.bridge.enable_icc"
-HOME = "/home/kasm-user"
 READ_CHUNK = 256 * 1024  # bytes per read of a home's tar stream
+# os.FileMode bits of what is neither file, folder nor link: device, fifo, socket, char
+# device, irregular (the archive API's stat speaks Go).
+GO_OTHER_KINDS = 1 << 26 | 1 << 25 | 1 << 24 | 1 << 21 | 1 << 19
 PORT_ATTEMPTS = 5  # a port can be taken between our check and Docker's bind
 
 
@@ -321,17 +324,41 @@ class DockerEngine(Engine):
                                       name=name, labels=labels))
 
     @contextlib.contextmanager
-    def read_home(self, name, image, labels):
+    def open_home(self, name, image, labels, writable=False):
         api = self.client.api
-        host_config = api.create_host_config(binds={name: {"bind": HOME, "mode": "ro"}}, network_mode="none",
-                                             security_opt=["no-new-privileges"])
+        host_config = api.create_host_config(binds={name: {"bind": HOME, "mode": "rw" if writable else "ro"}},
+                                             network_mode="none", security_opt=["no-new-privileges"])
         helper = self._ask("create a reader of a home", api.create_container, image, command=["true"],
                            host_config=host_config, volumes=[HOME], labels=labels,
                            network_disabled=True)["Id"]
         try:
-            with self._translated("read a home"):
-                stream, _ = api.get_archive(helper, HOME, chunk_size=READ_CHUNK)
-            yield stream
+            yield _DockerHomeFiles(self, helper)
+        finally:
+            self.remove(helper)
+
+    def run_in_home(self, name, image, labels, argv, writable=False, timeout=120):
+        api = self.client.api
+        host_config = api.create_host_config(
+            binds={name: {"bind": HOME, "mode": "rw" if writable else "ro"}}, network_mode="none",
+            security_opt=["no-new-privileges"], cap_drop=["ALL"], read_only=True,
+            cap_add=["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER"], mem_limit="256m", pids_limit=64)
+        helper = self._ask("create a helper in a home", api.create_container, image, entrypoint=argv[:1],
+                           command=argv[1:], user="0", working_dir=HOME, host_config=host_config,
+                           volumes=[HOME], labels=labels, network_disabled=True)["Id"]
+        try:
+            self._ask("start a helper in a home", api.start, helper)
+            try:
+                code = api.wait(helper, timeout=timeout)["StatusCode"]
+            except UNREACHABLE as error:
+                if isinstance(error, requests.exceptions.ConnectionError) and "timed out" not in str(error).lower():
+                    raise EngineUnreachable(detail=_reason(error)) from None
+                raise EngineRefused(detail="%s took longer than %d s" % (argv[0], timeout)) from None
+            output = self._ask("read a helper's output", api.logs, helper, stdout=True, stderr=False)
+            if code != 0:
+                errors = self._ask("read a helper's errors", api.logs, helper, stdout=False, stderr=True)
+                raise EngineRefused(detail="%s exited with %s: %s" % (
+                    argv[0], code, errors.decode("utf-8", "replace").strip()[:300]))
+            return output
         finally:
             self.remove(helper)
 
@@ -416,6 +443,42 @@ class DockerEngine(Engine):
         if self.network not in joined:
             self._ask("connect to a network", api.connect_container_to_network, container_id, self.network)
         return attrs["Name"].lstrip("/") if joined != {self.network} else None
+
+
+class _DockerHomeFiles(HomeFiles):
+    """A home through the archive API of a container that is never started (open_home)."""
+
+    def __init__(self, engine, helper):
+        self.engine = engine
+        self.helper = helper
+
+    def _path(self, path):
+        return HOME + ("/" + path if path else "")
+
+    def stat(self, path):
+        api = self.engine.client.api
+        with self.engine._translated("look at a file in a home", gone_is_fine=True):
+            # The SDK reads a path's stat only with its content (get_archive); HEAD is the stat.
+            answer = api.head(api._url("/containers/{0}/archive", self.helper), params={"path": self._path(path)})
+            api._raise_for_status(answer)
+            found = docker.utils.decode_json_header(answer.headers["X-Docker-Container-Path-Stat"])
+            mode = found.get("mode", 0)
+            # Go's os.FileMode: the kind is in the high bits.
+            kind = ("link" if mode & (1 << 27) else "folder" if mode & (1 << 31)
+                    else "other" if mode & GO_OTHER_KINDS else "file")
+            return FileStat(name=found.get("name", ""), kind=kind, size=int(found.get("size", 0)),
+                            mtime=found.get("mtime", ""))
+        return None
+
+    def read(self, path):
+        with self.engine._translated("read a home"):
+            stream, _ = self.engine.client.api.get_archive(self.helper, self._path(path), chunk_size=READ_CHUNK)
+        return stream
+
+    def write(self, folder, chunks):
+        if not self.engine._ask("write into a home", self.engine.client.api.put_archive, self.helper,
+                                self._path(folder), chunks):
+            raise EngineRefused(detail="Docker did not take the files for %s" % (folder or "the home"))
 
 
 def _split_image(image):

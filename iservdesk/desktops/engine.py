@@ -134,12 +134,21 @@ class Engine:
         a missing one is fine."""
         raise NotImplementedError
 
-    def read_home(self, name, image, labels):
-        """A context manager giving the home `name` as a tar stream (an iterator of bytes;
-        its entries start with "kasm-user/"), read through a container of `image` (with
-        `labels`: one left behind by a crash is a stray for cleanup) that is created for it
-        and never started, with only that volume mounted, read-only: the same for running,
-        stopped and removed desktops. Symbolic links come as links, never followed."""
+    def open_home(self, name, image, labels, writable=False):
+        """A context manager giving a HomeFiles for the home `name`, through a container of
+        `image` (with `labels`: one left behind by a crash is a stray for cleanup) that is
+        created for it and never started, with only that volume mounted (read-only unless
+        `writable`): the same for running, stopped and removed desktops. Whatever a link in
+        the home points to, it resolves inside that throw-away container, never on the host
+        or in another home."""
+        raise NotImplementedError
+
+    def run_in_home(self, name, image, labels, argv, writable=False, timeout=120):
+        """Run `argv` (no shell unless argv asks for one; never put a user's text into a
+        script, pass it as an argument) in a container of `image` with only the home `name`
+        mounted at HOME, no network, as root with only the capabilities to read, write and
+        own files there; return its standard output (bytes). Raises EngineRefused when it
+        exits non-zero (its standard error in the detail) or takes longer than `timeout`."""
         raise NotImplementedError
 
     def screenshot(self, host_port, secret, width, height):
@@ -156,6 +165,39 @@ class Engine:
     def read_file(self, container_id, path):
         """The bytes of the file at the absolute `path` in the container, or None when there
         is no such file. Works on stopped containers too."""
+        raise NotImplementedError
+
+
+HOME = "/home/kasm-user"  # where every desktop image has its user's home
+
+
+@dataclasses.dataclass(frozen=True)
+class FileStat:
+    """One entry of a home, as lstat sees it (a link is a link, never what it points to)."""
+
+    name: str
+    kind: str  # "file", "folder", "link" or "other" (device, fifo, socket)
+    size: int
+    mtime: str  # as the engine says it (RFC 3339)
+
+
+class HomeFiles:
+    """The files of one home while Engine.open_home() holds it. Paths are relative to the
+    home ("" is the home itself), "/"-separated, already checked by the caller (files.py)."""
+
+    def stat(self, path):
+        """The FileStat of `path`, or None when there is none. Links inside `path` before
+        its last part are followed by the engine: check each part (files.py does)."""
+        raise NotImplementedError
+
+    def read(self, path):
+        """`path` as a tar stream (an iterator of bytes); its entries start with the last
+        part of `path` ("kasm-user" for the home itself). Links come as links, never followed."""
+        raise NotImplementedError
+
+    def write(self, folder, chunks):
+        """Unpack the tar stream `chunks` (an iterator of bytes, read as it is sent) into the
+        existing `folder`, owners and modes as the entries say."""
         raise NotImplementedError
 
 

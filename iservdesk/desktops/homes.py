@@ -112,8 +112,8 @@ class Homes:
         owner's desktop that mounts it), username_reused (the owner's account name has since
         signed in with another uuid) and status: in_use (its owner's desktop mounts it, and
         the name is still theirs) or kept (nobody's desktop does; the files stay until an
-        admin removes the volume). No sizes: the engine computes those only by walking every
-        volume (`docker system df -v`). Raises DesktopError (engine down)."""
+        admin removes the volume), size and size_measured_at (bytes, as last measured by the file
+        browser, an upload or cleanup; None before). Raises DesktopError (engine down)."""
         volumes = self.engine.homes(self.prefix)
         users = {user.uuid: user for user in db.User.select()}
         latest = {}  # account name -> the account that signed in with it last
@@ -126,9 +126,11 @@ class Homes:
         # Rows of older releases record no volume yet: theirs is the one of their name.
         mounting.update({self.plain_name(row.name): row for row in rows
                          if not row.home_volume and self.plain_name(row.name) not in mounting})
+        sizes = {size.volume: size for size in db.HomeSize.select()}
         homes = []
         for volume in volumes:
             owner = volume.labels.get(OWNER)
+            size = sizes.get(volume.name)
             row = mounting.get(volume.name)
             if row is not None and owner not in (None, row.user.uuid):
                 row = None  # named like that desktop's home, but another person's
@@ -141,6 +143,8 @@ class Homes:
                 "display_name": user.display_name if user else "",
                 "owner_known": user is not None, "desktop": row.name if row is not None else None,
                 "username_reused": reused,
+                "size": size.size if size else None,
+                "size_measured_at": size.measured_at.isoformat() if size else None,
                 "status": "in_use" if row is not None and not reused else "kept"})
         return homes
 

@@ -18,6 +18,7 @@ import peewee
 
 from .. import config as configmodule, db as dbmodule, oidc
 from ..classroom import Classroom
+from ..files import Files
 from ..preparations import Preparations
 from ..desktops.lifecycle import Desktops
 from . import api, auth, classroom, desktop, errors, health, metrics, ui
@@ -41,6 +42,7 @@ class Context:
     auth: auth.Auth  # who is asking: authenticate(), require_user()
     classroom: typing.Optional[Classroom]  # None with CLASSROOM=off
     preparations: typing.Optional[Preparations]  # None with CLASSROOM=off
+    files: Files  # the homes' files, for their owners
 
 
 # Every answer the portal makes: no framing, no opener relationship with pages from inside
@@ -97,7 +99,8 @@ def make_app(config, db, desktops, provider=None, clock=dbmodule.utcnow):
                       provider=provider or oidc.Provider(config), clock=clock,
                       viewers=desktop.Viewers(), auth=authority, classroom=classroom_,
                       preparations=(Preparations(desktops, classroom_, authority.policy, db, clock)
-                                    if classroom_ is not None else None))
+                                    if classroom_ is not None else None),
+                      files=Files(desktops, config, db, clock))
     if context.classroom is not None:
         context.classroom.follow(desktops.bus, db)
     app = bottle.Bottle(catchall=False)

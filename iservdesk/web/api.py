@@ -8,6 +8,7 @@ route needs a session; state changes made with the cookie need the CSRF token.
 import collections
 import json
 import logging
+import urllib.parse
 
 import bottle
 
@@ -40,6 +41,12 @@ class ClosingStream:
                 self.iterable.close()
             finally:
                 on_close()
+
+
+def attachment(filename):
+    """A Content-Disposition that saves `filename` (any characters) as a download."""
+    plain = "".join(c if 32 <= ord(c) < 127 and c not in '"\\%' else "_" for c in filename)
+    return "attachment; filename=\"%s\"; filename*=UTF-8''%s" % (plain, urllib.parse.quote(filename, safe=""))
 
 
 def desktop_json(view, admin=False):
@@ -146,6 +153,70 @@ def add_routes(app, context):
         desktop_type, row = own_row(identity)
         return entry(identity, desktop_type, desktops.stop(row, identity.user.username))
 
+    @app.get("/api/files")
+    def file_list():
+        """A folder of the owner's home of one desktop type (?path=, "" the home itself)."""
+        identity = require_user()
+        desktop_type = desktop_type_for(identity)
+        bottle.response.set_header("Cache-Control", "no-store")
+        return context.files.listing(identity.user, desktop_type.slug, bottle.request.query.getunicode("path", ""))
+
+    @app.get("/api/files/download")
+    def file_download():
+        """A file of the owner's home as it is, or a folder as a zip; streamed."""
+        identity = require_user()
+        desktop_type = desktop_type_for(identity)
+        path = bottle.request.query.getunicode("path", "")
+        name, size, stream, close = context.files.download(identity.user, desktop_type.slug, path)
+        try:
+            with db.write(database):
+                db.record("files.download", actor=identity.user.username, target=desktop_type.slug, path=path)
+        except BaseException:
+            close()
+            raise
+        bottle.response.content_type = "application/octet-stream" if size is not None else "application/zip"
+        if size is not None:
+            bottle.response.set_header("Content-Length", str(size))
+        bottle.response.set_header("Content-Disposition", attachment(name))
+        bottle.response.set_header("Cache-Control", "no-store")
+        if not database.is_closed():
+            database.close()  # nothing held while the bytes flow
+        return ClosingStream(stream, close)
+
+    @app.put("/api/upload/home")
+    def file_upload():
+        """The request's body as the file ?name= in the folder ?folder= (default Uploads) of
+        the owner's home of ?desktop_type=. Only the query is read: the body is the file,
+        streamed into the home as it arrives (never parsed as a form)."""
+        if not bottle.request.headers.get("X-CSRF-Token"):
+            raise Forbidden("The request lacks a valid CSRF token. Reload the page and try again.",
+                            code="csrf_failed")
+        identity = require_user()
+        query = bottle.request.query
+        slug = query.getunicode("desktop_type", "")
+        if slug not in catalog or not catalog[slug].may_use(memberships(identity), identity.is_admin):
+            raise BadRequest("There is no desktop type %r for you." % slug[:40], code="unknown_desktop_type")
+        length = bottle.request.content_length
+        if length < 0 or "HTTP_TRANSFER_ENCODING" in bottle.request.environ:
+            raise BadRequest("Send the file with a Content-Length.", code="length_required", status=411)
+        folder = query.getunicode("folder", "Uploads")
+        name = query.getunicode("name", "")
+        done = context.files.upload(identity.user, slug, folder, name, length,
+                                    bottle.request.environ["wsgi.input"].read)
+        with db.write(database):
+            db.record("files.upload", actor=identity.user.username, target=slug, path=done["path"],
+                      size=length)
+        return done
+
+    @app.delete("/api/files")
+    def file_delete():
+        identity = require_user()
+        desktop_type = desktop_type_for(identity)
+        done = context.files.delete(identity.user, desktop_type.slug, bottle.request.query.getunicode("path", ""))
+        with db.write(database):
+            db.record("files.delete", actor=identity.user.username, target=desktop_type.slug, path=done["path"])
+        return done
+
     @app.get("/api/files/home.zip")
     def home_zip():
         """The owner's home of one desktop type as a zip, streamed (also while the desktop is
@@ -168,7 +239,7 @@ def add_routes(app, context):
             db.record("files.download", actor=identity.user.username, target=slug or "all",
                       homes=[name for _, name, _ in homes])
         bottle.response.content_type = "application/zip"
-        bottle.response.set_header("Content-Disposition", 'attachment; filename="%s"' % filename)
+        bottle.response.set_header("Content-Disposition", attachment(filename))
         bottle.response.set_header("Cache-Control", "no-store")
         if not database.is_closed():
             database.close()  # nothing held while the bytes flow
@@ -273,7 +344,11 @@ def add_routes(app, context):
         """Every home volume with its owner; the kept ones are those no desktop of their owner
         mounts any more (e.g. IServ gave the owner's account name to someone else)."""
         require_admin()
-        return {"homes": desktops.homes.listing()}
+        homes = desktops.homes.listing()
+        for home in homes:
+            home["over_quota"] = home["size"] is not None and home["size"] > context.settings.home_quota
+        homes.sort(key=lambda home: (-(home["size"] or 0), home["name"]))
+        return {"homes": homes, "quota": context.settings.home_quota}
 
     # -- live events --
 
