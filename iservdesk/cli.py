@@ -42,6 +42,7 @@ def cmd_serve(config, args):
     desktops.run_background()
     if app.context.preparations is not None:
         app.context.preparations.run_background()
+        app.context.handouts.run_background()
     try:
         server.serve(app, host, port)
     except OSError as error:
@@ -50,6 +51,7 @@ def cmd_serve(config, args):
     finally:
         if app.context.preparations is not None:
             app.context.preparations.shutdown()
+            app.context.handouts.shutdown()
         desktops.shutdown()
     return 0
 

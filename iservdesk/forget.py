@@ -2,7 +2,8 @@
 
 What goes: every container of the person (their desktops' rows, and any container of this
 installation labelled with their uuid), every home volume labelled with their uuid or
-mounted by their desktops, their desktop rows, sessions and the user row. The audit log
+mounted by their desktops, their desktop rows, sessions and the user row, and the copies
+of their work collected for assignments (handouts.py). The audit log
 stays, as the record of what happened, but names them no more: wherever their account
 name (or a desktop name made from it) stands in an entry, a pseudonym stands instead
 ("person-" and ten hex digits of an HMAC of their uuid with SECRET_KEY: the same person
@@ -19,7 +20,8 @@ import hashlib
 import hmac
 import logging
 
-from . import db
+from . import db, handouts
+from .handouts import files_dir_of
 from .desktops import OWNER
 from .errors import NotFound
 
@@ -36,17 +38,19 @@ class Plan:
     sessions: int
     events: int  # audit entries that name the person
     container_ids: list  # of `containers`, to remove each once
+    collected: int  # assignments of which the portal keeps a collected copy of theirs
 
     def json(self):
         return {"username": self.user.username, "uuid": self.user.uuid, "pseudonym": self.pseudonym,
                 "containers": self.containers, "volumes": self.volumes, "desktops": self.desktops,
-                "sessions": self.sessions, "events": self.events}
+                "sessions": self.sessions, "events": self.events, "collected": self.collected}
 
     def lines(self):
         """What goes, one line each, for the operator."""
         return (["container %s" % name for name in self.containers]
                 + ["home volume %s (with every file in it)" % name for name in self.volumes]
                 + ["desktop %s" % name for name in self.desktops]
+                + (["their collected work of %d assignments" % self.collected] if self.collected else [])
                 + ["%d sessions, the account row of %s (%s)" % (self.sessions, self.user.username, self.user.uuid),
                    "%d audit log entries: %s becomes %s" % (self.events, self.user.username, self.pseudonym)])
 
@@ -111,7 +115,7 @@ def plan(desktops, user, secret_key):
     events = sum(1 for event in db.Event.select() if _mentions(event, user.username))
     return Plan(user, pseudonym(secret_key, user.uuid), sorted(containers.values()), sorted(volumes),
                 sorted(row.name for row in rows), db.Session.select().where(db.Session.user == user).count(), events,
-                sorted(containers))
+                sorted(containers), len(handouts.collected_of(files_dir_of(desktops.config), user)))
 
 
 def forget(desktops, user, secret_key, actor, dry_run=False):
@@ -124,6 +128,7 @@ def forget(desktops, user, secret_key, actor, dry_run=False):
         desktops.engine.remove(container_id)
     for volume in what.volumes:
         desktops.engine.remove_home(volume)
+    handouts.forget_person(files_dir_of(desktops.config), user)
     username, alias = user.username, what.pseudonym
     with db.write(desktops.database):
         for event in db.Event.select():
@@ -133,6 +138,8 @@ def forget(desktops, user, secret_key, actor, dry_run=False):
                 event.detail = _replaced(event.detail, username, alias)
                 event.save()
         db.Preparation.update(created_by=alias).where(db.Preparation.created_by == username).execute()
+        db.Handout.update(created_by=alias).where(db.Handout.created_by == username).execute()
+        db.HomeSize.delete().where(db.HomeSize.volume.in_(what.volumes)).execute()
         db.Session.delete().where(db.Session.user == user).execute()
         db.Desktop.delete().where(db.Desktop.user == user).execute()
         db.User.delete().where(db.User.id == user.id).execute()

@@ -57,6 +57,9 @@ class Desktops:
         self.claimed = set()  # desktop names marked starting whose job is about to be spawned
         self.progress = {}  # desktop name -> percent while pulling
         self.queue = StartQueue(config.start_concurrency, self._queue_changed)
+        # Called as hook(row, home volume, image) when a new container's home is chosen,
+        # before it is created (handouts.py puts what the owner's classes handed out there).
+        self.home_hooks = []
 
     def container_name(self, name):
         return "%s-%s" % (self.config.container_prefix, name)
@@ -323,10 +326,16 @@ class Desktops:
         view_secret = secrets.token_urlsafe(24)
         labels = {**self.labels, OWNER: row.user.uuid, USER: row.user.username,
                   TYPE: desktop_type.slug, DESKTOP: row.name}
+        home = self.homes.choose(row, labels)
+        for hook in self.home_hooks:
+            try:
+                hook(row, home, image)
+            except Exception:  # what a hook adds must never keep a desktop from starting
+                log.exception("preparing the home %s of %s failed", home, row.name)
         spec = DesktopSpec(
             name=self.container_name(row.name), image=image, container_port=self.config.kasm_container_port,
             environment={**desktop_type.environment, "VNC_PW": secret, "VNC_VIEW_ONLY_PW": view_secret},
-            labels=labels, home=self.homes.choose(row, labels), shm_size=desktop_type.shm_size,
+            labels=labels, home=home, shm_size=desktop_type.shm_size,
             memory=desktop_type.memory, cpus=desktop_type.cpus, pids=desktop_type.pids)
         try:
             container = self.engine.create(spec, reservation)

@@ -19,6 +19,7 @@ import peewee
 from .. import config as configmodule, db as dbmodule, oidc
 from ..classroom import Classroom
 from ..files import Files
+from ..handouts import Handouts, files_dir_of
 from ..preparations import Preparations
 from ..desktops.lifecycle import Desktops
 from . import api, auth, classroom, desktop, errors, health, metrics, ui
@@ -43,6 +44,7 @@ class Context:
     classroom: typing.Optional[Classroom]  # None with CLASSROOM=off
     preparations: typing.Optional[Preparations]  # None with CLASSROOM=off
     files: Files  # the homes' files, for their owners
+    handouts: typing.Optional[Handouts]  # None with CLASSROOM=off
 
 
 # Every answer the portal makes: no framing, no opener relationship with pages from inside
@@ -100,9 +102,12 @@ def make_app(config, db, desktops, provider=None, clock=dbmodule.utcnow):
                       viewers=desktop.Viewers(), auth=authority, classroom=classroom_,
                       preparations=(Preparations(desktops, classroom_, authority.policy, db, clock)
                                     if classroom_ is not None else None),
-                      files=Files(desktops, config, db, clock))
+                      files=Files(desktops, config, db, clock),
+                      handouts=(Handouts(desktops, classroom_, files_dir_of(config), db, clock,
+                                         config.upload_max_size) if classroom_ is not None else None))
     if context.classroom is not None:
         context.classroom.follow(desktops.bus, db)
+        desktops.home_hooks.append(context.handouts.deliver_pending)
     app = bottle.Bottle(catchall=False)
     errors.install(app)
     app.install(DatabasePlugin(db))

@@ -5,6 +5,7 @@ the class page itself is rendered by web/ui.py. With CLASSROOM=off every route i
 """
 
 import datetime
+import itertools
 import logging
 import time
 
@@ -14,7 +15,7 @@ from .. import db
 from ..classroom import group_name
 from ..desktops import ACTIVE, Status
 from ..errors import BadRequest, DesktopNotFound, DesktopNotRunning, Forbidden, NotFound
-from .api import desktop_json
+from .api import attachment, desktop_json
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def add_routes(app, context):
         bottle.response.set_header("Cache-Control", "no-store")
         return {"group": group, "name": group_name(group), "watch": classroom.watch_allowed, "members": members,
                 "demo": demo.json() if demo is not None and demo.group == group else None,
-                "preparations": preparations,
+                "preparations": preparations, "handouts": context.handouts.listing(group),
                 "types": [{"desktop_type": item.slug, "title": item.name} for item in desktops.catalog],
                 # What the teacher could show: their own running desktops.
                 "own_desktops": [{"desktop_type": row.desktop_type, "name": row.name, "title": title_of(row)}
@@ -118,20 +119,20 @@ def add_routes(app, context):
                 classroom.end_demo(identity.user.id, "ended by the teacher", only=demo)
         return {"demo": None}
 
-    def preparation_time(value):
-        """`at` of a preparation: an ISO 8601 time with its offset (what the class page's
-        script sends), at most PREPARE_AHEAD ahead; empty: now."""
+    def time_of(value, field="at", ahead=PREPARE_AHEAD):
+        """An ISO 8601 time with its offset (what the class page's script sends), at most
+        `ahead` from now; empty: None."""
         if not value:
             return None
         try:
             moment = datetime.datetime.fromisoformat(value)
         except ValueError:
-            raise BadRequest("at: give the time as ISO 8601 with its offset, e.g. 2026-12-07T07:50:00+01:00.",
-                             code="bad_time") from None
+            raise BadRequest("%s: give the time as ISO 8601 with its offset, e.g. 2026-12-07T07:50:00+01:00."
+                             % field, code="bad_time") from None
         if moment.tzinfo is None:
-            raise BadRequest("at: the time needs its offset (e.g. +01:00 or Z).", code="bad_time")
-        if moment - context.clock() > PREPARE_AHEAD:
-            raise BadRequest("at: prepare at most %d days ahead." % PREPARE_AHEAD.days, code="bad_time")
+            raise BadRequest("%s: the time needs its offset (e.g. +01:00 or Z)." % field, code="bad_time")
+        if moment - context.clock() > ahead:
+            raise BadRequest("%s: at most %d days ahead." % (field, ahead.days), code="bad_time")
         return moment.astimezone(datetime.timezone.utc)
 
     @app.post("/api/class/<group>/prepare")
@@ -145,7 +146,7 @@ def add_routes(app, context):
         slug = bottle.request.params.get("desktop_type") or (body or {}).get("desktop_type")
         if not isinstance(slug, str) or slug not in desktops.catalog:
             raise BadRequest("Say which desktop type to prepare (desktop_type).", code="unknown_desktop_type")
-        at = preparation_time(bottle.request.params.get("at") or (body or {}).get("at"))
+        at = time_of(bottle.request.params.get("at") or (body or {}).get("at"))
         preparation = context.preparations.plan(identity, group, desktops.catalog[slug], at)
         return {"preparation": next(item for item in context.preparations.listing(group)
                                     if item["id"] == preparation.id)}
@@ -161,6 +162,102 @@ def add_routes(app, context):
         if preparation is None:
             raise NotFound("This class has no such preparation.")
         return {"stopped": context.preparations.cancel(identity, preparation)}
+
+    # -- handing out and collecting (iservdesk/handouts.py) --
+
+    def text_param(name):
+        body = bottle.request.json if bottle.request.content_type.startswith("application/json") else None
+        value = bottle.request.params.get(name) or (body or {}).get(name) or ""
+        if not isinstance(value, str):
+            raise BadRequest("%s: expected text." % name, code="bad_request")
+        return value.strip()
+
+    def handout_json(group, handout_id):
+        return next(item for item in context.handouts.listing(group) if item["id"] == handout_id)
+
+    @app.post("/api/class/<group>/material")
+    def new_material(group):
+        """Material called `name` for the class (made when new); its files come by PUT to
+        /api/upload/material/<id>, then hand-out copies them into the members' homes."""
+        enabled()
+        identity = require_user()
+        group = class_of(identity, group)
+        handout = context.handouts.material(identity.user, group, text_param("name"))
+        return {"handout": handout_json(group, handout.id)}
+
+    @app.put("/api/upload/material/<number:int>")
+    def material_file(number):
+        """The request's body (streamed, never parsed as a form) as the file ?name= of the
+        material; only the query is read."""
+        enabled()
+        if not bottle.request.headers.get("X-CSRF-Token"):
+            raise Forbidden("The request lacks a valid CSRF token. Reload the page and try again.",
+                            code="csrf_failed")
+        identity = require_user()
+        handout = db.Handout.get_or_none(db.Handout.id == number)
+        if handout is None or handout.kind != "material":
+            raise NotFound("There is no such material.", code="no_handout")
+        class_of(identity, handout.group_name)
+        length = bottle.request.content_length
+        if length < 0 or "HTTP_TRANSFER_ENCODING" in bottle.request.environ:
+            raise BadRequest("Send the file with a Content-Length.", code="length_required", status=411)
+        return context.handouts.add_file(handout, bottle.request.query.getunicode("name", ""), length,
+                                         bottle.request.environ["wsgi.input"].read)
+
+    @app.post("/api/class/<group>/material/<number:int>/hand-out")
+    def hand_out(group, number):
+        """Copy the material into every member's homes, running or stopped."""
+        enabled()
+        identity = require_user()
+        group = class_of(identity, group)
+        result = context.handouts.hand_out(identity.user, context.handouts.find(group, number, "material"))
+        return dict(result, handout=handout_json(group, number))
+
+    @app.post("/api/class/<group>/assignments")
+    def new_assignment(group):
+        """An assignment `name` (a folder ~/Abgabe/<name>/ in every member's home), with an
+        optional `deadline` (ISO 8601 with offset) at which it is collected by itself."""
+        enabled()
+        identity = require_user()
+        group = class_of(identity, group)
+        deadline = time_of(text_param("deadline"), "deadline", datetime.timedelta(days=365))
+        handout = context.handouts.assign(identity.user, group, text_param("name"), deadline)
+        return {"handout": handout_json(group, handout.id)}
+
+    @app.post("/api/class/<group>/assignments/<number:int>/collect")
+    def collect(group, number):
+        """Einsammeln: every member's folder, now; the newest state replaces the last."""
+        enabled()
+        identity = require_user()
+        group = class_of(identity, group)
+        summary = context.handouts.collect(identity.user.username, context.handouts.find(group, number, "assignment"))
+        return {"collection": summary, "handout": handout_json(group, number)}
+
+    @app.get("/api/class/<group>/assignments/<number:int>/collected.zip")
+    def collected_zip(group, number):
+        """The last collection as one zip: a folder per student, and who handed in nothing."""
+        enabled()
+        identity = require_user()
+        group = class_of(identity, group)
+        handout = context.handouts.find(group, number, "assignment")
+        stream = context.handouts.collection_zip(handout)
+        first = next(stream)  # Conflict before the answer starts when nothing was collected
+        with db.write(context.database):
+            db.record("class.collect.download", actor=identity.user.username, target=group, name=handout.name)
+        bottle.response.content_type = "application/zip"
+        bottle.response.set_header("Content-Disposition", attachment("%s-%s.zip" % (group, handout.name)))
+        bottle.response.set_header("Cache-Control", "no-store")
+        return itertools.chain([first], stream)
+
+    @app.delete("/api/class/<group>/handouts/<number:int>")
+    def remove_handout(group, number):
+        """Forget material or an assignment here: its stored files and collected copies go;
+        what is in the homes stays."""
+        enabled()
+        identity = require_user()
+        group = class_of(identity, group)
+        context.handouts.remove(identity.user.username, context.handouts.find(group, number))
+        return {"removed": number}
 
     @app.get("/api/admin/preparations")
     def all_preparations():
