@@ -395,7 +395,8 @@ class Handouts:
                     "collected_at": handout.collected_at.isoformat() if handout.collected_at else None,
                     "members": len(members),
                     "have": sorted(user.username for user in members if user.id in have),
-                    "missing": sorted(user.username for user in members if user.id not in have)}
+                    "missing": sorted(user.username for user in members if user.id not in have),
+                    "missing_names": [user.display_name or user.username for user in members if user.id not in have]}
             if handout.kind == MATERIAL:
                 item["files"] = self.material_files(handout)
             else:
@@ -403,6 +404,8 @@ class Handouts:
                 item["handed_in"] = sum(1 for member in summary["members"] if member["files"]) if summary else None
                 item["nothing"] = [member["username"] for member in summary["members"]
                                    if not member["files"]] if summary else None
+                item["nothing_names"] = [member["name"] for member in summary["members"]
+                                         if not member["files"]] if summary else None
             result.append(item)
         return result
 

@@ -73,7 +73,7 @@ def add_routes(app, context):
         # The dashboard's classroom parts: "who watched me" for everyone, "my classes" for
         # teachers and admins; none of it (nor its API calls) with CLASSROOM=off.
         teaches = bool(classroom is not None and identity and (identity.is_teacher or identity.is_admin))
-        return page("index.tpl", "app.title", scripts=("common.js", "desktops.js") if identity else (),
+        return page("index.tpl", "app.title", scripts=("common.js", "desktops.js", "files.js") if identity else (),
                     classroom=classroom is not None, teaches=teaches)
 
     @app.get("/admin")

@@ -206,11 +206,125 @@
       .then(load).catch(function (error) { d.notice(error.message); });
   });
 
+  // Material and assignments: hand out (files uploaded one by one, then copied into the
+  // members' homes), set an assignment, collect it, download the collection.
+  var handoutList = document.getElementById("handouts");
+  var handoutKey = null;
+  var classPath = "/api/class/" + encodeURIComponent(group);
+
+  function renderHandouts(body) {
+    var key = JSON.stringify(body.handouts);
+    if (key === handoutKey) { return; }
+    handoutKey = key;
+    handoutList.replaceChildren();
+    body.handouts.forEach(function (item) {
+      var entry = document.createElement("li");
+      entry.dataset.id = item.id;
+      entry.dataset.kind = item.kind;
+      var line = document.createElement("p");
+      line.className = "what";
+      var values = {name: item.name, have: item.have.length, members: item.members,
+                    files: item.files ? item.files.length : 0};
+      line.textContent = d.t(item.kind === "material" ? "material.item" : "assignment.item", values);
+      entry.appendChild(line);
+      if (item.missing_names.length) {
+        var missing = document.createElement("p");
+        missing.className = "who";
+        missing.textContent = d.t("handouts.missing", {names: item.missing_names.join(", ")});
+        entry.appendChild(missing);
+      }
+      if (item.kind === "assignment") {
+        var who = document.createElement("p");
+        who.className = "who";
+        var parts = [];
+        if (item.deadline) { parts.push(d.t("assignment.deadline_at", {time: d.clockTime(item.deadline)})); }
+        if (item.collected_at) {
+          var collected = d.t("assignment.collected", {time: d.clockTime(item.collected_at), count: item.handed_in});
+          if (item.nothing_names && item.nothing_names.length) {
+            collected += ", " + d.t("assignment.nothing", {names: item.nothing_names.join(", ")});
+          }
+          parts.push(collected);
+        }
+        who.textContent = parts.join(" · ");
+        entry.appendChild(who);
+        entry.append(d.button(d.t("assignment.collect"), "collect", "button primary"), " ");
+        if (item.collected_at) {
+          var link = document.createElement("a");
+          link.className = "button collected";
+          link.href = classPath + "/assignments/" + item.id + "/collected.zip";
+          link.setAttribute("download", "");
+          link.textContent = d.t("assignment.download");
+          entry.append(link, " ");
+        }
+      }
+      entry.appendChild(d.button(d.t("handouts.remove"), "remove-handout", "button danger"));
+      entry.lastChild.dataset.name = item.name;
+      handoutList.appendChild(entry);
+    });
+    if (!body.handouts.length) {
+      var none = document.createElement("li");
+      none.className = "hint";
+      none.textContent = d.t("handouts.none");
+      handoutList.appendChild(none);
+    }
+  }
+
+  document.getElementById("material-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var form = event.target;
+    var files = Array.prototype.slice.call(document.getElementById("material-files").files);
+    var name = document.getElementById("material-name").value;
+    form.querySelector("button").disabled = true;
+    d.api("POST", classPath + "/material?name=" + encodeURIComponent(name)).then(function (answer) {
+      var id = answer.handout.id;
+      return files.reduce(function (previous, file) {
+        return previous.then(function () {
+          d.notice(d.t("material.sending", {name: file.name}));
+          return d.upload("/api/upload/material/" + id + "?name=" + encodeURIComponent(file.name), file);
+        });
+      }, Promise.resolve()).then(function () {
+        return d.api("POST", classPath + "/material/" + id + "/hand-out");
+      });
+    }).then(function (result) {
+      form.reset();
+      return load().then(function () { d.notice(d.t("material.done", {homes: result.homes})); });
+    }).catch(function (error) { d.notice(error.message); })
+      .then(function () { form.querySelector("button").disabled = false; });
+  });
+
+  document.getElementById("assignment-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var deadline = document.getElementById("assignment-deadline").value;  // local time, no offset
+    var path = classPath + "/assignments?name=" + encodeURIComponent(document.getElementById("assignment-name").value);
+    if (deadline) { path += "&deadline=" + encodeURIComponent(new Date(deadline).toISOString()); }
+    d.api("POST", path).then(function () {
+      event.target.reset();
+      return load().then(function () { d.notice(d.t("assignment.created")); });
+    }).catch(function (error) { d.notice(error.message); });
+  });
+
+  handoutList.addEventListener("click", function (event) {
+    var target = event.target.closest("button[data-action]");
+    if (!target) { return; }
+    var id = target.closest("li").dataset.id;
+    var request;
+    if (target.dataset.action === "collect") {
+      request = d.api("POST", classPath + "/assignments/" + id + "/collect").then(function () {
+        return load().then(function () { d.notice(d.t("assignment.collected_notice")); });
+      });
+    } else if (target.dataset.action === "remove-handout") {
+      if (!window.confirm(d.t("handouts.confirm_remove", {name: target.dataset.name}))) { return; }
+      request = d.api("DELETE", classPath + "/handouts/" + id).then(load);
+    }
+    if (request) { request.catch(function (error) { d.notice(error.message); }); }
+  });
+
   function load() {
     return d.api("GET", "/api/class/" + encodeURIComponent(group)).then(function (body) {
       latest = body;
       renderDemo(body);
       renderPreparations(body);
+      renderHandouts(body);
       render(body);
     }).catch(function (error) { d.notice(error.message); });
   }

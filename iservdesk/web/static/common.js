@@ -108,8 +108,39 @@ var iservdesk = (function () {
     return picture;
   }
 
+  // Send one file as the raw body of a PUT (what /api/upload/... take), with progress:
+  // onProgress(fraction) while it goes. Resolves with the JSON answer; rejects with a text.
+  function upload(path, file, onProgress) {
+    return new Promise(function (resolve, reject) {
+      var request = new XMLHttpRequest();
+      request.open("PUT", path);
+      request.setRequestHeader("X-CSRF-Token", csrf);
+      request.setRequestHeader("Content-Type", "application/octet-stream");
+      request.setRequestHeader("Accept", "application/json");
+      request.upload.addEventListener("progress", function (event) {
+        if (event.lengthComputable && onProgress) { onProgress(event.loaded / event.total); }
+      });
+      request.addEventListener("load", function () {
+        var body = {};
+        try { body = JSON.parse(request.responseText); } catch (error) { /* not JSON: generic text */ }
+        if (request.status >= 200 && request.status < 300) { resolve(body); } else { reject(new Error(errorText(body))); }
+      });
+      request.addEventListener("error", function () { reject(new Error(texts["error.generic"])); });
+      request.send(file);
+    });
+  }
+
+  // 1536 -> "1,5 KB": sizes as people read them (binary steps, the units they know).
+  var number = new Intl.NumberFormat(lang, {maximumFractionDigits: 1});
+  function size(bytes) {
+    var units = ["B", "KB", "MB", "GB", "TB"];
+    var index = 0;
+    while (bytes >= 1024 && index < units.length - 1) { bytes /= 1024; index++; }
+    return number.format(bytes) + " " + units[index];
+  }
+
   function notice(text) { document.getElementById("notice").textContent = text || ""; }
 
   return {t: t, api: api, timeElement: timeElement, clockTime: clockTime, button: button, events: events,
-          notice: notice, lang: lang, eye: eye, tabLink: tabLink};
+          notice: notice, lang: lang, eye: eye, tabLink: tabLink, upload: upload, size: size};
 })();

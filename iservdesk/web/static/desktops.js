@@ -96,12 +96,9 @@
       actions.appendChild(d.button(d.t("action.remove"), "remove", "danger"));
     }
     card.appendChild(actions);
-    if (desktop.status !== "absent" && desktop.created_at) {  // a home exists: its files, as one zip
-      var files = document.createElement("a");
-      files.className = "files-download";
-      files.href = "/api/files/home.zip?desktop_type=" + encodeURIComponent(desktop.desktop_type);
-      files.setAttribute("download", "");
-      files.textContent = d.t("files.download");
+    if (desktop.status !== "absent" && desktop.created_at) {  // a home exists: its files (files.js)
+      var files = d.button(d.t("files.button"), "files", "files-button");
+      files.dataset.title = card.dataset.title;
       card.appendChild(files);
       document.getElementById("export").hidden = false;
     }
@@ -141,6 +138,7 @@
 
   function act(slug, action) {
     var card = cards[slug];
+    if (action === "files") { iservdeskFiles.open(slug, card.dataset.title); return; }
     if (action === "remove" && !window.confirm(d.t("confirm.remove", {name: card.dataset.title}))) { return; }
     d.notice("");
     d.api("POST", "/api/container/" + action + "?desktop_type=" + encodeURIComponent(slug))

@@ -31,3 +31,18 @@
   </form>
   <ul id="preparations" class="preparations"></ul>
 </section>
+<section id="handouts-section" class="demo" aria-labelledby="handouts-heading">
+  <h2 id="handouts-heading">{{t["handouts.heading"]}}</h2>
+  <p class="hint">{{t["handouts.hint"]}}</p>
+  <form id="material-form" class="prepare-form">
+    <label>{{t["material.name"]}} <input id="material-name" required maxlength="100"></label>
+    <label>{{t["material.files"]}} <input id="material-files" type="file" multiple required></label>
+    <button type="submit" class="button primary">{{t["material.button"]}}</button>
+  </form>
+  <form id="assignment-form" class="prepare-form">
+    <label>{{t["assignment.name"]}} <input id="assignment-name" required maxlength="100"></label>
+    <label>{{t["assignment.deadline"]}} <input id="assignment-deadline" type="datetime-local"></label>
+    <button type="submit" class="button primary">{{t["assignment.button"]}}</button>
+  </form>
+  <ul id="handouts" class="handouts" aria-live="polite"></ul>
+</section>

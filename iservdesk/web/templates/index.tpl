@@ -21,6 +21,27 @@
 <p id="notice" class="notice" role="status" aria-live="polite"></p>
 <div id="desktops" class="cards" data-lang="{{lang}}"></div>
 <p class="export"><a id="export" href="/api/files/export.zip" download hidden>{{t["files.export"]}}</a></p>
+<dialog id="files-dialog" class="files-dialog" aria-labelledby="files-title">
+  <h2 id="files-title"></h2>
+  <p id="files-usage" class="files-usage"></p>
+  <nav id="files-path" class="files-path" aria-label="{{t["files.home"]}}"></nav>
+  <div class="table-wrap">
+    <table id="files-table">
+      <thead><tr><th scope="col">{{t["files.name"]}}</th><th scope="col">{{t["files.size"]}}</th>
+        <th scope="col">{{t["files.modified"]}}</th><th scope="col"><span class="visually-hidden">{{t["files.delete"]}}</span></th></tr></thead>
+      <tbody></tbody>
+    </table>
+  </div>
+  <div id="files-drop" class="files-drop">
+    <p id="files-target" class="files-target"></p>
+    <p>{{t["files.drop"]}} <label class="button" for="files-input">{{t["files.pick"]}}</label>
+      <input id="files-input" class="visually-hidden" type="file" multiple></p>
+    <ul id="files-progress" class="files-progress"></ul>
+  </div>
+  <p id="files-notice" class="notice" role="status" aria-live="polite"></p>
+  <p class="files-actions"><a id="files-zip" class="button" download>{{t["files.zip_all"]}}</a>
+    <button type="button" id="files-close">{{t["files.close"]}}</button></p>
+</dialog>
 <noscript><p>JavaScript is needed to start desktops.</p></noscript>
 % if classroom:
 <section id="watch-history" class="watch-history" aria-labelledby="watch-history-heading" hidden>
