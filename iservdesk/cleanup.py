@@ -6,7 +6,7 @@ this installation does not know (once they have stayed unknown for STRAY_GRACE),
 desktops unused for IDLE_TIMEOUT (prepared ones nobody opened, after
 PREPARED_UNUSED_TIMEOUT) and removes containers stopped for REMOVE_STOPPED_AFTER. Home
 volumes are deleted only with REMOVE_HOMES_AFTER set (off by default), one pass after
-they were announced.
+they were announced. Homes used since their last measurement are measured (HOME_QUOTA).
 
 This module is "what cleanup removes": it picks the candidates, acts on them, keeps the
 stray containers' bookkeeping and reports. It runs in a process of its own, beside the
@@ -26,12 +26,14 @@ import logging
 import os
 import time
 
-from . import db, sessions
+from . import db, files, sessions
 from .desktops import ACTIVE, HALTED, OWNER, Status, reconcile
 from .desktops.lifecycle import last_used_at
 from .errors import DesktopError
 
 log = logging.getLogger(__name__)
+
+MEASURE_PER_PASS = 200  # homes measured (du, in a helper container, ~0.2 s each) per pass
 
 # A labelled container without a known owner or type is removed only after cleanup has
 # seen it so for this long. The portal writes a desktop's row before creating its
@@ -61,6 +63,8 @@ class Report:
     logins: int = 0
     homes_announced: list = dataclasses.field(default_factory=list)  # usernames (REMOVE_HOMES_AFTER)
     homes_removed: list = dataclasses.field(default_factory=list)  # volume names
+    homes_measured: int = 0
+    over_quota: list = dataclasses.field(default_factory=list)  # volume names (HOME_QUOTA)
     error: str = ""  # the engine could not be reached: the pass is incomplete
 
     def summary(self):
@@ -72,6 +76,8 @@ class Report:
         if self.homes_announced or self.homes_removed:
             line += ", %d homes of people long gone removed (%d people's announced for the next pass)" % (
                 len(self.homes_removed), len(self.homes_announced))
+        if self.homes_measured:
+            line += ", %d homes measured (%d over HOME_QUOTA)" % (self.homes_measured, len(self.over_quota))
         if self.error:
             line += "; desktops not (all) checked: the Docker engine did not answer"
         return "cleanup%s: %s" % (" (dry run, nothing changed)" if self.dry_run else "", line)
@@ -106,6 +112,8 @@ def run(config, desktops, database, now, dry_run=False):
                         report.removed.append(row.name)
                 if config.remove_homes_after is not None:
                     remove_old_homes(desktops, now, config.remove_homes_after, dry_run, report)
+                if not dry_run:
+                    measure_homes(config, desktops, database, now, report)
             except DesktopError as error:
                 report.error = str(error)  # the caller says it once, with the exit status
     except TimeoutError:
@@ -278,6 +286,35 @@ def remove_old_homes(desktops, now, after, dry_run, report):
         report.homes_removed.extend(owned[user.uuid])
         log.warning("cleanup %s the homes of %s (%s), unused for %s: %s", "would remove" if dry_run else "removed",
                     user.username, user.uuid, human_duration(now - last), ", ".join(owned[user.uuid]))
+
+
+def measure_homes(config, desktops, database, now, report):
+    """Measure the homes whose desktop was used since they were last measured (at most
+    MEASURE_PER_PASS, the longest unmeasured first): what a desktop writes itself is not
+    limited by Docker's volumes, so the admin panel's sizes and HOME_QUOTA flags come from
+    here, and a home over HOME_QUOTA is named in the journal."""
+    measurer = files.Files(desktops, config, database, lambda: now)
+    sizes = {size.volume: size for size in db.HomeSize.select()}
+    due = []
+    for row in db.Desktop.select(db.Desktop, db.User).join(db.User):
+        volume = row.home_volume or desktops.homes.plain_name(row.name)
+        known = sizes.get(volume)
+        if known is None or known.measured_at < last_used_at(row):
+            due.append((known.measured_at if known else datetime.datetime.min.replace(tzinfo=datetime.timezone.utc),
+                        row, volume))
+    due.sort(key=lambda item: item[0])
+    for _, row, volume in due[:MEASURE_PER_PASS]:
+        if desktops.engine.home(volume) is None:
+            continue
+        found = [home for home in files.homes_of(desktops, row.user, row.desktop_type) if home[1] == volume]
+        if not found:
+            continue
+        size = measurer.measure(volume, found[0][2])
+        report.homes_measured += 1
+        if size > config.home_quota:
+            report.over_quota.append(volume)
+            log.warning("home %s of %s holds %s, over HOME_QUOTA (%s)", volume, row.user.username,
+                        files.human(size), files.human(config.home_quota))
 
 
 def _running(row):

@@ -229,3 +229,22 @@ def test_homes_of_people_long_gone_are_kept_unless_said_otherwise(tmp_path):
     assert load(tmp_path).remove_homes_after is None
     assert load(tmp_path, REMOVE_HOMES_AFTER="400d").remove_homes_after == datetime.timedelta(days=400)
     assert error_of(tmp_path, REMOVE_HOMES_AFTER="a year").startswith("REMOVE_HOMES_AFTER: 'a year' is not valid")
+
+
+@pytest.mark.parametrize("name", ["UPLOAD_MAX_SIZE", "HOME_QUOTA"])
+@pytest.mark.parametrize("form,size", [("1g", 1024 ** 3), ("500m", 500 * 1024 ** 2), ("64k", 65536), ("1024", 1024),
+                                       ("5G", 5 * 1024 ** 3), ("2GiB", 2 * 1024 ** 3), ("1t", 1024 ** 4)])
+def test_sizes_accept_bytes_and_binary_units(tmp_path, name, form, size):
+    assert getattr(load(tmp_path, **{name: form}), name.lower()) == size
+
+
+def test_size_defaults_fit_a_school_server(tmp_path):
+    loaded = load(tmp_path, UPLOAD_MAX_SIZE=None, HOME_QUOTA=None)
+    assert (loaded.upload_max_size, loaded.home_quota) == (1024 ** 3, 5 * 1024 ** 3)
+
+
+@pytest.mark.parametrize("value", ["0", "1.5g", "5 gb", "-1g", "g", "lots", "1p"])
+def test_bad_sizes_name_the_variable_and_the_forms(tmp_path, value):
+    message = error_of(tmp_path, HOME_QUOTA=value)
+    assert message.startswith("HOME_QUOTA: %r is not valid: " % value), message
+    assert "500m, 1g or 5g" in message or "larger than zero" in message

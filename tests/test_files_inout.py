@@ -13,7 +13,7 @@ import zipfile
 from conftest import container_of
 from flows import Client, wait_status
 from proxying import database
-from test_cleanup import start
+from test_cleanup import config_path_of, run_command, start
 
 PAYLOAD = os.urandom(5 * 1024 * 1024 + 123)
 
@@ -106,7 +106,7 @@ def test_uploads_come_back_whole_as_files_and_folders_also_while_the_desktop_is_
     assert sizes and sizes[0][0] == portal.prefix + "-home-anna.schmidt-tiny" and sizes[0][1] < len(PAYLOAD)
 
 
-def test_sizes_and_quotas_refuse_before_anything_is_written(signed_in_portal, demo_image, docker_client):
+def test_sizes_and_quotas_refuse_before_anything_is_written(signed_in_portal, demo_image, docker_client, tmp_path):
     portal, _ = signed_in_portal(UPLOAD_MAX_SIZE="2m", HOME_QUOTA="3m")
     anna = Client(portal.url, "anna.schmidt")
     start(anna, "tiny")
@@ -127,6 +127,23 @@ def test_sizes_and_quotas_refuse_before_anything_is_written(signed_in_portal, de
     assert b"upload_incomplete" in broken or broken == b""
     assert download(anna, "Uploads/bleibt.txt").content == b"old"
     assert not [name for name in names(anna, "Uploads") if name.startswith(".iservdesk")]
+    # What the desktop writes itself is not limited by Docker's volumes: cleanup measures the
+    # homes used since their last measurement, the journal names the one over HOME_QUOTA,
+    # and the admin panel lists homes by size and flags it.
+    container = container_of(docker_client, portal, "anna.schmidt-tiny")
+    made = container.exec_run(["dd", "if=/dev/zero", "of=/home/kasm-user/gross.bin", "bs=1M", "count=4"],
+                              user="1000")
+    assert made.exit_code == 0, made.output
+    assert anna.post("/api/container/keep", params={"desktop_type": "tiny"}).status_code == 200  # used now
+    done = run_command("--config", config_path_of(portal, tmp_path), "cleanup")
+    assert done.returncode == 0, done.stderr
+    assert "1 homes measured (1 over HOME_QUOTA)" in done.stdout + done.stderr, done.stdout + done.stderr
+    assert "over HOME_QUOTA (3.0 MiB)" in done.stderr
+    homes = Client(portal.url, "admin").get("/api/admin/homes").json()
+    assert homes["quota"] == 3 * 1024 * 1024
+    mine = [home for home in homes["homes"] if home["name"] == portal.prefix + "-home-anna.schmidt-tiny"][0]
+    assert mine["size"] > 6 * 1024 * 1024 and mine["over_quota"] is True
+    assert homes["homes"][0] == mine  # the largest first
     # Without the CSRF header an upload is refused before its body is read.
     answer = anna.browser.put(portal.url + "/api/upload/home", params={"desktop_type": "tiny", "name": "a"},
                               data=b"a", timeout=30)

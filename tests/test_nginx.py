@@ -3,6 +3,8 @@
 from these tests); a self-signed certificate for 127.0.0.1.
 """
 
+import hashlib
+import io
 import os
 import re
 import shutil
@@ -203,3 +205,23 @@ def test_tls_offers_only_modern_protocols(behind_nginx):
         with pytest.raises(ssl.SSLError) as refused:
             old.wrap_socket(raw, server_hostname="127.0.0.1").do_handshake()
     assert "PROTOCOL_VERSION" in str(refused.value)  # nginx's alert, not our client giving up
+
+
+def test_a_file_larger_than_nginxs_body_limit_streams_through_to_a_home_and_back(behind_nginx):
+    """/api/upload/ passes bodies of any size (the portal applies UPLOAD_MAX_SIZE) straight
+    through; the rest of the site keeps nginx's 10m limit."""
+    site, browser, csrf = behind_nginx
+    assert browser.post(site.url + "/api/container/start", params={"desktop_type": "tiny"},
+                        headers={"X-CSRF-Token": csrf}, timeout=60).status_code in (200, 202)
+    wait_for(lambda: browser.get(site.url + "/api/container/status", params={"desktop_type": "tiny"},
+                                 timeout=30).json()["status"] == "running", 60, "the tiny desktop", 0.1)
+    data = os.urandom(12 * 1024 * 1024)
+    answer = browser.put(site.url + "/api/upload/home", params={"desktop_type": "tiny", "name": "gross.bin"},
+                         data=io.BytesIO(data), headers={"X-CSRF-Token": csrf}, timeout=120)
+    assert answer.status_code == 200, answer.text
+    back = browser.get(site.url + "/api/files/download", params={"desktop_type": "tiny", "path": "Uploads/gross.bin"},
+                       timeout=120)
+    assert back.status_code == 200 and hashlib.sha256(back.content).digest() == hashlib.sha256(data).digest()
+    refused = browser.post(site.url + "/api/container/keep", params={"desktop_type": "tiny"}, data=data[:11 * 1024 * 1024],
+                           headers={"X-CSRF-Token": csrf}, timeout=60)
+    assert refused.status_code == 413  # nginx's own limit, elsewhere

@@ -170,6 +170,10 @@ CATALOGUES = {
         "admin.home_reused": "Kontoname gehört jetzt einer anderen Person",
         "admin.home_unknown_owner": "Person unbekannt",
         "admin.homes_empty": "Keine Home-Ordner.",
+        "admin.home_size": "Größe",
+        "admin.home_size_unknown": "noch nicht gemessen",
+        "admin.home_over_quota": "über HOME_QUOTA ({quota})",
+        "admin.homes_sizes": "Nach Größe sortiert; gemessen beim Hochladen, im Dateibrowser und von iservdesk cleanup. HOME_QUOTA: {quota}.",
         "error.not_found_title": "Nicht gefunden",
         "error.not_found_text": "Diese Seite gibt es hier nicht.",
         "error.class_forbidden_text": "Diese Klasse gehört nicht zu deinen Klassen. Klassenseiten sehen nur "
@@ -387,6 +391,10 @@ CATALOGUES = {
         "admin.home_reused": "Account name now belongs to someone else",
         "admin.home_unknown_owner": "Owner unknown",
         "admin.homes_empty": "No home folders.",
+        "admin.home_size": "Size",
+        "admin.home_size_unknown": "not measured yet",
+        "admin.home_over_quota": "over HOME_QUOTA ({quota})",
+        "admin.homes_sizes": "Largest first; measured at uploads, in the file browser and by iservdesk cleanup. HOME_QUOTA: {quota}.",
         "error.not_found_title": "Not found",
         "error.not_found_text": "There is no such page here.",
         "error.class_forbidden_text": "This is not one of your classes. Class pages are for the class's "

@@ -77,12 +77,22 @@
 
   var homes = document.querySelector("#homes tbody");
 
-  function renderHomes(list) {
+  function renderHomes(list, quota) {
     homes.replaceChildren();
+    document.getElementById("homes-sizes").textContent = d.t("admin.homes_sizes", {quota: d.size(quota)});
     list.forEach(function (home) {
       var tr = document.createElement("tr");
       tr.dataset.volume = home.name;
       tr.dataset.status = home.status;
+      var size = document.createElement("span");
+      size.textContent = home.size === null ? d.t("admin.home_size_unknown") : d.size(home.size);
+      if (home.over_quota) {
+        tr.className = "over-quota";
+        var flag = document.createElement("strong");
+        flag.className = "badge error";
+        flag.textContent = d.t("admin.home_over_quota", {quota: d.size(quota)});
+        size.append(" ", flag);
+      }
       var who = home.display_name ? home.display_name + " (" + home.username + ")" : (home.username || "");
       var owner = home.owner ? (who ? who + " · " : "") + home.owner : d.t("admin.home_unknown_owner");
       var status = document.createElement("span");
@@ -93,17 +103,17 @@
       var why = home.username_reused ? "admin.home_reused" : (home.owner_known ? "" : "admin.home_unknown_owner");
       if (why) { status.appendChild(document.createTextNode(" " + d.t(why))); }
       [cell(home.name), cell(owner), cell(home.desktop || "–"),
-       cell(home.created_at ? d.timeElement(home.created_at) : "–"), cell(status)]
+       cell(home.created_at ? d.timeElement(home.created_at) : "–"), cell(size), cell(status)]
         .forEach(function (td) { tr.appendChild(td); });
       homes.appendChild(tr);
     });
     if (!list.length) {
-      emptyRow(homes, "admin.homes_empty", 5);
+      emptyRow(homes, "admin.homes_empty", 6);
     }
   }
 
   function loadHomes() {
-    return d.api("GET", "/api/admin/homes").then(function (answer) { renderHomes(answer.homes); })
+    return d.api("GET", "/api/admin/homes").then(function (answer) { renderHomes(answer.homes, answer.quota); })
       .catch(function (error) { d.notice(error.message); });
   }
 

@@ -25,12 +25,13 @@
 </div>
 <h2 id="homes-heading">{{t["admin.homes"]}}</h2>
 <p>{{t["admin.homes_intro"]}}</p>
+<p id="homes-sizes" class="hint"></p>
 <div class="table-wrap">
 <table id="homes" aria-labelledby="homes-heading">
   <thead><tr>
     <th scope="col">{{t["admin.home_volume"]}}</th><th scope="col">{{t["admin.owner"]}}</th>
     <th scope="col">{{t["admin.home_desktop"]}}</th><th scope="col">{{t["admin.created"]}}</th>
-    <th scope="col">{{t["admin.status"]}}</th>
+    <th scope="col">{{t["admin.home_size"]}}</th><th scope="col">{{t["admin.status"]}}</th>
   </tr></thead>
   <tbody></tbody>
 </table>
