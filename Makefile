@@ -53,6 +53,7 @@ bench: demo-image
 	$(PYTHON) scripts/bench_proxy.py
 	$(PYTHON) scripts/bench_classroom.py
 	$(PYTHON) scripts/bench_lesson.py
+	$(PYTHON) scripts/bench_files.py
 
 lint:
 	$(PYTHON) -m pyflakes iservdesk tests scripts/*.py

@@ -11,8 +11,9 @@ as they are, except "..", "/", NUL and control characters, which are refused.
 
 Streams both ways: a download is turned from the engine's tar into the answer (or a zip)
 while it flows, an upload from the request into the engine's tar, a chunk at a time, so a
-file of gigabytes never sits in the portal's memory. An upload goes to a hidden name first
-and is renamed when complete: an upload that breaks off leaves the old file as it was.
+file of gigabytes never sits in the portal's memory. An upload that replaces a file goes
+to a hidden name first and is renamed when complete, and one that breaks off is removed:
+the old file stays as it was.
 Zips are Zip64 (files over 4 GiB) and stored without compression: the portal's CPU is
 for the desktops, and what homes hold (images, documents, archives) is mostly compressed.
 """
@@ -37,6 +38,9 @@ UPLOAD_PREFIX = ".iservdesk-upload-"  # an upload's hidden name until it is comp
 # kind, size, modification time, name. First the home's size in bytes (du, one line).
 LIST_SCRIPT = 'du -sxb -- "$1" && find -P "$2" -mindepth 1 -maxdepth 1 -printf "%y\\0%s\\0%T@\\0%f\\0"'
 KINDS = {"f": "file", "d": "folder", "l": "link"}
+# A home's size measured this recently counts for the quota check of an upload. What its
+# desktop writes meanwhile can pass HOME_QUOTA anyway (Docker's volumes have no limit).
+MEASURED_FRESH = datetime.timedelta(seconds=30)
 
 
 class TooLarge(IServDeskError):
@@ -105,12 +109,8 @@ def homes_as_zip(homes):
                     elif member.isfile():
                         info = zipfile.ZipInfo(name, moment.timetuple()[:6])
                         info.file_size = member.size
-                        source = tar.extractfile(member)
                         with archive.open(info, "w", force_zip64=True) as target:
-                            while True:
-                                data = source.read(COPY_CHUNK)
-                                if not data:
-                                    break
+                            for data in _copied(tar.extractfile(member)):
                                 target.write(data)
                                 yield sink.take()
                     yield sink.take()
@@ -257,6 +257,14 @@ class Files:
         self.remember(volume, size)
         return size
 
+    def used(self, volume, image):
+        """The bytes the home holds: as measured within MEASURED_FRESH (several files
+        uploaded one after another are measured once), else measured now."""
+        known = db.HomeSize.get_or_none(db.HomeSize.volume == volume)
+        if known is not None and self.clock() - known.measured_at < MEASURED_FRESH:
+            return known.size
+        return self.measure(volume, image)
+
     def remember(self, volume, size):
         with db.write(self.database):
             db.HomeSize.remember(volume, size, self.clock())
@@ -340,24 +348,29 @@ class Files:
                 existing, _ = self.walk(home, parts + [name])
                 if existing is not None and existing.kind != "file":
                     raise Conflict("There is a folder called %s here already." % display(name), code="name_taken")
-            used = self.measure(volume, image)
+            used = self.used(volume, image)
             after = used - (existing.size if existing else 0) + length
             if after > self.quota:
                 raise TooLarge("This home holds %s of %s; %s (%s) does not fit. Delete something first."
                                % (human(used), human(self.quota), display(name), human(length)),
                                code="quota_exceeded")
             made = [parts[:index] for index in range(len(parts) if missing is None else missing, len(parts))]
+            # A new name is written as it is (nothing to lose if it breaks off: it is removed);
+            # a file that is there already is replaced only once the new one is complete.
+            written = temporary if existing is not None else parts + [name]
             ended = []  # the engine's client turns an error in the stream into one of its own
             try:
-                home.write("", self._tar(made, temporary, length, read, ended))
+                home.write("", self._tar(made, written, length, read, ended))
             except BaseException:
-                self._remove(volume, image, temporary)
+                self._remove(volume, image, written)
                 if ended:
                     raise BadRequest("The upload of %s broke off; nothing was changed." % display(name),
                                      code="upload_incomplete") from None
                 raise
-        self.engine.run_in_home(volume, image, self.labels, ["mv", "-f", "-T", "--", "/".join([HOME] + temporary),
-                                                             "/".join([HOME] + parts + [name])], writable=True)
+        if written == temporary:
+            self.engine.run_in_home(volume, image, self.labels, [
+                "mv", "-f", "-T", "--", "/".join([HOME] + temporary), "/".join([HOME] + parts + [name])],
+                writable=True)
         self.remember(volume, after)
         return {"path": "/".join(parts + [name]), "size": length, "used": after}
 

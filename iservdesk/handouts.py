@@ -30,7 +30,7 @@ import zipfile
 import gevent
 import gevent.pool
 
-from . import db
+from . import background, db
 from .classroom import group_name
 from .errors import BadRequest, Conflict, IServDeskError, NotFound
 from .files import (COPY_CHUNK, TAR_END, Files, TooLarge, _ChunkReader, _copied, _Sink, check_name, display,
@@ -422,15 +422,7 @@ class Handouts:
             self.collect("deadline", handout)
 
     def run_background(self):
-        def loop():
-            while True:
-                gevent.sleep(CHECK_EVERY)
-                try:
-                    with self.database.connection_context():
-                        self.run_due()
-                except Exception:  # the next round tries again
-                    log.exception("collecting at deadlines failed")
-        self.loop = gevent.spawn(loop)
+        self.loop = background.every(CHECK_EVERY, self.run_due, self.database, "collecting at deadlines")
 
     def shutdown(self):
         if self.loop is not None:

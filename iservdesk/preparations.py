@@ -15,10 +15,9 @@ CHECK_EVERY seconds (run_due, also called by tests with the time they choose).
 
 import logging
 
-import gevent
 import peewee
 
-from . import db
+from . import background, db
 from .desktops import ACTIVE, BUSY
 from .errors import IServDeskError
 
@@ -149,15 +148,7 @@ class Preparations:
     # -- the portal's background work --
 
     def run_background(self):
-        def loop():
-            while True:
-                gevent.sleep(CHECK_EVERY)
-                try:
-                    with self.database.connection_context():
-                        self.run_due()
-                except Exception:  # the next round tries again
-                    log.exception("running due preparations failed")
-        self.loop = gevent.spawn(loop)
+        self.loop = background.every(CHECK_EVERY, self.run_due, self.database, "running due preparations")
 
     def shutdown(self):
         if self.loop is not None:

@@ -49,6 +49,20 @@ def attachment(filename):
     return "attachment; filename=\"%s\"; filename*=UTF-8''%s" % (plain, urllib.parse.quote(filename, safe=""))
 
 
+def file_request(require_user):
+    """For a route whose body is a file (PUT /api/upload/...): (identity, length, read).
+    Reads nothing of the body: the CSRF token must come as a header (a form field would
+    mean parsing the body), and the length as Content-Length (411 otherwise), so that a
+    file too large is refused before a byte of it is read."""
+    if not bottle.request.headers.get("X-CSRF-Token"):
+        raise Forbidden("The request lacks a valid CSRF token. Reload the page and try again.", code="csrf_failed")
+    identity = require_user()
+    length = bottle.request.content_length
+    if length < 0 or "HTTP_TRANSFER_ENCODING" in bottle.request.environ:
+        raise BadRequest("Send the file with a Content-Length.", code="length_required", status=411)
+    return identity, length, bottle.request.environ["wsgi.input"].read
+
+
 def desktop_json(view, admin=False):
     """The API's shape of a desktop (Desktops.view); owners see theirs, admins also whose it
     is and where it runs. The seed's clients read these names: keep them stable."""
@@ -188,21 +202,14 @@ def add_routes(app, context):
         """The request's body as the file ?name= in the folder ?folder= (default Uploads) of
         the owner's home of ?desktop_type=. Only the query is read: the body is the file,
         streamed into the home as it arrives (never parsed as a form)."""
-        if not bottle.request.headers.get("X-CSRF-Token"):
-            raise Forbidden("The request lacks a valid CSRF token. Reload the page and try again.",
-                            code="csrf_failed")
-        identity = require_user()
+        identity, length, read = file_request(require_user)
         query = bottle.request.query
         slug = query.getunicode("desktop_type", "")
         if slug not in catalog or not catalog[slug].may_use(memberships(identity), identity.is_admin):
             raise BadRequest("There is no desktop type %r for you." % slug[:40], code="unknown_desktop_type")
-        length = bottle.request.content_length
-        if length < 0 or "HTTP_TRANSFER_ENCODING" in bottle.request.environ:
-            raise BadRequest("Send the file with a Content-Length.", code="length_required", status=411)
         folder = query.getunicode("folder", "Uploads")
         name = query.getunicode("name", "")
-        done = context.files.upload(identity.user, slug, folder, name, length,
-                                    bottle.request.environ["wsgi.input"].read)
+        done = context.files.upload(identity.user, slug, folder, name, length, read)
         with db.write(database):
             db.record("files.upload", actor=identity.user.username, target=slug, path=done["path"],
                       size=length)

@@ -15,7 +15,7 @@ from .. import db
 from ..classroom import group_name
 from ..desktops import ACTIVE, Status
 from ..errors import BadRequest, DesktopNotFound, DesktopNotRunning, Forbidden, NotFound
-from .api import attachment, desktop_json
+from .api import attachment, desktop_json, file_request
 
 log = logging.getLogger(__name__)
 
@@ -190,19 +190,12 @@ def add_routes(app, context):
         """The request's body (streamed, never parsed as a form) as the file ?name= of the
         material; only the query is read."""
         enabled()
-        if not bottle.request.headers.get("X-CSRF-Token"):
-            raise Forbidden("The request lacks a valid CSRF token. Reload the page and try again.",
-                            code="csrf_failed")
-        identity = require_user()
+        identity, length, read = file_request(require_user)
         handout = db.Handout.get_or_none(db.Handout.id == number)
         if handout is None or handout.kind != "material":
             raise NotFound("There is no such material.", code="no_handout")
         class_of(identity, handout.group_name)
-        length = bottle.request.content_length
-        if length < 0 or "HTTP_TRANSFER_ENCODING" in bottle.request.environ:
-            raise BadRequest("Send the file with a Content-Length.", code="length_required", status=411)
-        return context.handouts.add_file(handout, bottle.request.query.getunicode("name", ""), length,
-                                         bottle.request.environ["wsgi.input"].read)
+        return context.handouts.add_file(handout, bottle.request.query.getunicode("name", ""), length, read)
 
     @app.post("/api/class/<group>/material/<number:int>/hand-out")
     def hand_out(group, number):
