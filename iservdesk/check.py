@@ -46,6 +46,8 @@ def main(path, environ=None, out=None, nginx=("nginx",)):
         print(error, file=out)
         return 2
     print(Result(OK, "configuration", "%s is valid" % (path or "(environment)")).line(), file=out)
+    for note in config.notes:
+        print(Result(WARN, "configuration", note).line(), file=out)
     failed = False
     for result in run_checks(config, nginx):
         print(result.line(), file=out, flush=True)

@@ -167,6 +167,8 @@ def main(argv=None):
     except configmodule.ConfigError as error:
         return fail(str(error), EXIT_CONFIG)
     logmodule.setup(config.log_level)
+    for note in config.notes:
+        log.warning("%s", note)
     try:
         return {"serve": cmd_serve, "init-db": cmd_init_db,
                 "cleanup": cmd_cleanup, "forget": cmd_forget}[args.command](config, args)

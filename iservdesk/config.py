@@ -107,6 +107,19 @@ def parse_database_uri(value):
     return value[len(prefix):]
 
 
+# Settings of the old product (iserv-remote-desktop, Flask) that mean nothing here: a
+# settings file written for it loads, with one warning line each (Config.notes). Any other
+# unknown name stays an error: a typo must not pass.
+SEED_UNUSED = {
+    "DEBUG": "iservdesk has no debug mode; LOG_LEVEL=DEBUG logs more",
+    "FLASK_ENV": "iservdesk is not a Flask application",
+    "SQLALCHEMY_TRACK_MODIFICATIONS": "iservdesk keeps its state in SQLite without SQLAlchemy",
+    "FRONTEND_URL": "the portal serves its pages itself at PUBLIC_URL",
+    "DOCKER_HOST_PROTOCOL": "PUBLIC_URL says http or https",
+}
+SERVER_DATABASES = ("postgresql", "postgres", "mysql", "mariadb")
+
+
 def parse_secret_key(value):
     if len(value) < 32:
         raise ValueError("must be at least 32 characters (e.g. from `openssl rand -hex 32`)")
@@ -132,6 +145,10 @@ def parse_issuer(value):
     if url.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError("must be https:// (plain http is accepted for 127.0.0.1 only)")
     return url
+
+
+def parse_optional_issuer(value):
+    return parse_issuer(value) if value else ""
 
 
 def parse_list(value):
@@ -262,10 +279,14 @@ SCHEMA = (
             "Client secret registered in IServ.", secret=True, example="change-me"),
     Setting("OAUTH_REDIRECT_URI", "", parse_optional_url,
             "Callback URL registered in IServ; empty means PUBLIC_URL + /authorize."),
-    Setting("OAUTH_ISSUER", None, parse_issuer,
+    Setting("OAUTH_ISSUER", "", parse_optional_issuer,
             "The IServ address, e.g. https://school.example/iserv. Discovery is read from "
             "<issuer>/.well-known/openid-configuration or, failing that, from "
-            "<host>/iserv/public/.well-known/openid-configuration; a full discovery URL works too.",
+            "<host>/iserv/public/.well-known/openid-configuration; a full discovery URL works too. "
+            "Required, unless all of OAUTH_AUTHORIZE_URL, OAUTH_TOKEN_URL, OAUTH_USERINFO_URL and "
+            "OAUTH_JWKS_URI are set (the old product's way): then ID tokens must name the issuer "
+            "https://<host of OAUTH_AUTHORIZE_URL>/iserv, IServ's own; set OAUTH_ISSUER where IServ "
+            "names another (a refused sign-in logs the issuer it named).",
             example="https://school.example/iserv"),
     Setting("OAUTH_SCOPES", "", parse_scopes,
             "Scopes to ask for; empty means openid profile email plus uuid, groups/iserv:groups "
@@ -388,6 +409,7 @@ class Config:
 
     def __init__(self, values, path=None):
         self.path = path
+        self.notes = []  # warnings of load(): settings of the old product, and what they mean here
         for name, value in values.items():
             setattr(self, name.lower(), value)
 
@@ -423,14 +445,28 @@ def load(path=None, environ=None):
     """
     environ = os.environ if environ is None else environ
     raw = {}
+    notes = []  # one line each, logged at start-up and shown by `iservdesk check`
     if path is not None:
         for name, value in read_file(path).items():
+            if name in SEED_UNUSED:
+                notes.append("%s: not used by iservdesk (%s); remove it" % (name, SEED_UNUSED[name]))
+                continue
             if name not in BY_NAME:
                 raise ConfigError("%s: unknown setting in %s" % (name, path))
             raw[name] = value if value is not None else ""
     for name in BY_NAME:
         if name in environ:
             raw[name] = environ[name]
+
+    database = raw.get("DATABASE_URI", "").strip()
+    if database.split(":", 1)[0].split("+", 1)[0].lower() in SERVER_DATABASES:
+        # The old product's database: iservdesk does not use it, `import-seed` reads it.
+        notes.append("DATABASE_URI: %s://... is the old product's database; iservdesk keeps its state in "
+                     "SQLite at %s (set DATABASE_URI=sqlite:////path.db to choose), and `iservdesk import-seed "
+                     "--database <that URL>` reads users and desktops from the old one"
+                     % (database.split(":", 1)[0], BY_NAME["DATABASE_URI"].default[len("sqlite:///"):]))
+        raw["SEED_DATABASE_URI"] = database
+        del raw["DATABASE_URI"]
 
     values = {}
     for setting in SCHEMA:
@@ -456,7 +492,19 @@ def load(path=None, environ=None):
         values["IDLE_WARNING"] = values["IDLE_TIMEOUT"] / 2  # the default, with a short IDLE_TIMEOUT
     if not values["OAUTH_REDIRECT_URI"]:
         values["OAUTH_REDIRECT_URI"] = values["PUBLIC_URL"] + "/authorize"
-    return Config(values, path)
+    if not values["OAUTH_ISSUER"]:
+        endpoints = ("OAUTH_AUTHORIZE_URL", "OAUTH_TOKEN_URL", "OAUTH_USERINFO_URL", "OAUTH_JWKS_URI")
+        if not all(values[name] for name in endpoints):
+            raise ConfigError("OAUTH_ISSUER: missing, set it to the IServ address (or set all of %s)"
+                              % ", ".join(endpoints))
+        parts = urllib.parse.urlsplit(values["OAUTH_AUTHORIZE_URL"])
+        values["OAUTH_ISSUER"] = "%s://%s/iserv" % (parts.scheme, parts.netloc)
+        notes.append("OAUTH_ISSUER: not set; ID tokens must name the issuer %s (IServ's, from "
+                     "OAUTH_AUTHORIZE_URL); set OAUTH_ISSUER if IServ names another" % values["OAUTH_ISSUER"])
+    values["SEED_DATABASE_URI"] = raw.get("SEED_DATABASE_URI", "")
+    config = Config(values, path)
+    config.notes.extend(notes)
+    return config
 
 
 def env_example():

@@ -77,7 +77,7 @@ def test_admin_desktop_access_is_off_view_or_full(tmp_path, value, access):
 
 @pytest.mark.parametrize("name,value", [
     ("LISTEN", "8080"), ("LISTEN", "example.com:80"), ("PUBLIC_URL", "desk.example"),
-    ("DATABASE_URI", "postgres://x/y"), ("KASM_CONTAINER_PORT", "http"), ("LOG_LEVEL", "loud"),
+    ("KASM_CONTAINER_PORT", "http"), ("LOG_LEVEL", "loud"),
     ("DOCKER_URL", "/var/run/docker.sock"), ("DOCKER_TIMEOUT", "0"),
 ])
 def test_malformed_values_name_the_variable(tmp_path, name, value):
@@ -248,3 +248,59 @@ def test_bad_sizes_name_the_variable_and_the_forms(tmp_path, value):
     message = error_of(tmp_path, HOME_QUOTA=value)
     assert message.startswith("HOME_QUOTA: %r is not valid: " % value), message
     assert "500m, 1g or 5g" in message or "larger than zero" in message
+
+
+# -- a settings file of the old product (iserv-remote-desktop) --
+
+def seed_file(path, **extra):
+    """A settings file written the seed's way: its OAuth endpoints without OAUTH_ISSUER, its
+    Docker/Kasm and database names, and the Flask names iservdesk does not use."""
+    seed = dict(DEBUG="False", FLASK_ENV="production", SQLALCHEMY_TRACK_MODIFICATIONS="False",
+                FRONTEND_URL="https://desk.school.example", DOCKER_HOST_PROTOCOL="https",
+                DOCKER_HOST_URL="desk.school.example", PUBLIC_URL=None, OAUTH_ISSUER=None,
+                OAUTH_AUTHORIZE_URL="https://school.example/iserv/oauth/v2/auth",
+                OAUTH_TOKEN_URL="https://school.example/iserv/oauth/v2/token",
+                OAUTH_USERINFO_URL="https://school.example/iserv/public/oauth/userinfo",
+                OAUTH_JWKS_URI="https://school.example/iserv/public/jwk",
+                KASM_IMAGE="kasmweb/ubuntu-focal-desktop:1.15.0", KASM_CONTAINER_PORT="6901",
+                VNC_PASSWORD="", DATABASE_URI="postgresql://desk:pw-secret@db/desk")
+    seed.update(extra)
+    return write_config(path, **seed)
+
+
+def test_a_seed_settings_file_loads_with_one_note_per_unused_name(tmp_path):
+    loaded = config.load(seed_file(tmp_path / "seed.env"), environ={})
+    unused = ["DEBUG", "FLASK_ENV", "SQLALCHEMY_TRACK_MODIFICATIONS", "FRONTEND_URL", "DOCKER_HOST_PROTOCOL"]
+    assert [note.split(":", 1)[0] for note in loaded.notes] == unused + ["DATABASE_URI", "OAUTH_ISSUER"]
+    assert loaded.notes[1] == "FLASK_ENV: not used by iservdesk (iservdesk is not a Flask application); remove it"
+    # The old database is not used (nor its password shown); import-seed reads it.
+    assert loaded.database_uri == "/var/lib/iservdesk/iservdesk.db"
+    assert loaded.seed_database_uri == "postgresql://desk:pw-secret@db/desk"
+    assert "pw-secret" not in " ".join(loaded.notes) and "import-seed" in loaded.notes[5]
+    # Without OAUTH_ISSUER, the issuer is IServ's on the host of the endpoints.
+    assert loaded.oauth_issuer == "https://school.example/iserv"
+    assert loaded.public_url == "https://desk.school.example"
+
+
+def test_only_all_four_endpoints_make_oauth_issuer_optional(tmp_path):
+    message = error_of(tmp_path, OAUTH_ISSUER=None, OAUTH_AUTHORIZE_URL="https://school.example/iserv/oauth/v2/auth")
+    assert message.startswith("OAUTH_ISSUER: missing"), message
+    assert "OAUTH_JWKS_URI" in message
+
+
+def test_names_that_are_not_the_seeds_stay_errors(tmp_path):
+    assert error_of(tmp_path, FLASK_ENVV="production").startswith("FLASK_ENVV: unknown setting")
+    assert error_of(tmp_path, DEBUGG="1") == "DEBUGG: unknown setting in %s" % (tmp_path / "t.env")
+
+
+def test_serve_and_check_say_each_note_once(tmp_path):
+    path = seed_file(tmp_path / "seed.env", DATABASE_URI="sqlite:///%s" % (tmp_path / "state.db"))
+    result = subprocess.run(iservdesk_command("--config", path, "init-db"), cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "not used by iservdesk" in line]
+    assert len(lines) == 5 and lines[0].endswith("DEBUG: not used by iservdesk (iservdesk has no debug mode; "
+                                                 "LOG_LEVEL=DEBUG logs more); remove it"), result.stderr
+    checked = subprocess.run(iservdesk_command("--config", path, "check"), cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)
+    assert "WARN configuration: FRONTEND_URL: not used by iservdesk" in checked.stdout, checked.stdout
