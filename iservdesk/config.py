@@ -395,6 +395,11 @@ SCHEMA = (
             "past this is refused, saying how much is used. What a desktop writes itself is not "
             "limited by Docker's volumes; the admin panel lists homes by size and flags those "
             "over it. A size, as UPLOAD_MAX_SIZE."),
+    Setting("STOP_ON_LOGOUT", "off", parse_bool,
+            "on: signing out stops the person's desktops (files kept) once they have no other "
+            "session, as the old product did; for computers shared between students, or a host with "
+            "few desktops to go round. off: a desktop outlives a sign-out until IDLE_TIMEOUT, so a "
+            "student who signs out by mistake or changes rooms finds it still running."),
     Setting("REMOVE_STOPPED_AFTER", "7d", parse_duration,
             "iservdesk cleanup removes a container that has been stopped this long; the home "
             "volume stays, so the next start gets a fresh desktop with the same files. 7d keeps "

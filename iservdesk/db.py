@@ -202,6 +202,24 @@ class Delivery(BaseModel):
         primary_key = peewee.CompositeKey("handout", "volume")
 
 
+class ApiToken(BaseModel):
+    """A token for scripts (tokens.py): only its hash is stored. `admin`: a service
+    account's token with admin rights (made by an admin); a person's token has their rights."""
+
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+    name = peewee.TextField()
+    token_hash = peewee.TextField(unique=True)
+    admin = peewee.BooleanField(default=False)
+    created_by = peewee.TextField()
+    created_at = UTCDateTimeField()
+    expires_at = UTCDateTimeField()
+    last_used_at = UTCDateTimeField(null=True)
+    revoked_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "api_tokens"
+
+
 class Session(BaseModel):
     """A signed-in browser or API client. Only the hash of the session id is stored."""
 
@@ -287,7 +305,8 @@ class KeyValue(BaseModel):
         table_name = "meta"
 
 
-MODELS = (User, Group, Session, Login, Desktop, Preparation, HomeSize, Handout, Delivery, Event, KeyValue)
+MODELS = (User, Group, Session, Login, Desktop, Preparation, HomeSize, Handout, Delivery, ApiToken, Event,
+          KeyValue)
 
 # Forward migrations. Append only; never edit one that has shipped.
 MIGRATIONS = (
@@ -427,6 +446,21 @@ MIGRATIONS = (
             PRIMARY KEY (handout_id, volume)
         );
         CREATE INDEX deliveries_user_id ON deliveries (user_id);
+    """),
+    ("API tokens", """
+        CREATE TABLE api_tokens (
+            id INTEGER NOT NULL PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            admin INTEGER NOT NULL DEFAULT 0,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            last_used_at TEXT,
+            revoked_at TEXT
+        );
+        CREATE INDEX api_tokens_user_id ON api_tokens (user_id);
     """),
 )
 

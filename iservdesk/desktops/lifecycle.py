@@ -91,6 +91,7 @@ class Desktops:
                 "last_access_at": row.last_access_at, "owner": row.user.username,
                 "queue_position": self.queue.position(row.name),
                 "owner_name": row.user.display_name, "container_id": row.container_id,
+                "container_name": self.container_name(row.name),
                 "host_port": row.host_port, "idle_stop_in": idle_stop_in, "idle_warning_in": idle_warning_in}
 
     def rows_of(self, user):
@@ -405,8 +406,10 @@ class Desktops:
             log.info("%s removed desktop %s (home volume kept)", actor, row.name)
         return row
 
-    def stop_all(self, actor):
-        rows = list(db.Desktop.select().where(db.Desktop.status.in_(ACTIVE)))
+    def stop_all(self, actor, user=None):
+        """Stop every active desktop (of `user` only, if given); the number stopped."""
+        query = db.Desktop.select().where(db.Desktop.status.in_(ACTIVE))
+        rows = list(query if user is None else query.where(db.Desktop.user == user))
         for row in rows:
             self.stop(row, actor)
         return len(rows)

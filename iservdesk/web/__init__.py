@@ -22,12 +22,12 @@ from ..files import Files
 from ..handouts import Handouts, files_dir_of
 from ..preparations import Preparations
 from ..desktops.lifecycle import Desktops
-from . import api, auth, classroom, desktop, errors, health, metrics, ui
+from . import api, auth, classroom, desktop, errors, health, metrics, tokens, ui
 from .desktop import PROXIED
 from .plugins import DatabasePlugin
 
 # Each adds its routes with add_routes(app, context); none needs another to have run first.
-ROUTE_MODULES = (health, auth, api, classroom, desktop, metrics, ui)
+ROUTE_MODULES = (health, auth, api, classroom, desktop, metrics, tokens, ui)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -76,6 +76,9 @@ def desktop_json(view, admin=False):
         # Running: seconds until cleanup stops it as unused, and until its owner is warned.
         "idle_stop_in": view["idle_stop_in"], "idle_warning_in": view["idle_warning_in"],
     }
+    # The old product's names for the same things (its clients read them; kept stable).
+    data.update(container_name=view["container_name"], proxy_path=view["name"], username=view["owner"],
+                last_accessed=data["last_access_at"])
     if admin:
         data.update(owner=view["owner"], owner_name=view["owner_name"],
                     container_id=(view["container_id"] or "")[:12] or None, host_port=view["host_port"])
@@ -107,8 +110,12 @@ def add_routes(app, context):
     def memberships(identity):
         return set(identity.user.groups) | set(identity.user.roles)
 
-    def desktop_type_for(identity):
+    def desktop_type_for(identity, implied=None):
+        """The desktop type the request names (desktop_type), checked; without one, what
+        `implied(identity)` says (the old product's requests named none)."""
         slug = param("desktop_type")
+        if not slug and implied is not None:
+            slug = implied(identity)
         if not slug:
             raise BadRequest("Say which desktop: desktop_type=<type>.", code="desktop_type_missing")
         if slug not in catalog:
@@ -118,6 +125,28 @@ def add_routes(app, context):
             raise Forbidden("Your account may not use the desktop %s." % desktop_type.name["en"],
                             code="desktop_type_not_allowed")
         return desktop_type
+
+    def choices(slugs, why):
+        return BadRequest("%s: say which with desktop_type=<%s>." % (why, "|".join(sorted(slugs)) or "type"),
+                          code="desktop_type_missing")
+
+    def default_type(identity):
+        """For a start without a type: the type of KASM_IMAGE (the old product's only one),
+        when exactly one type the person may use runs that image."""
+        usable = catalog.usable_by(memberships(identity), identity.is_admin)
+        matching = [item.slug for item in usable if item.image == context.settings.kasm_image]
+        if len(matching) == 1:
+            return matching[0]
+        raise choices([item.slug for item in usable], "There is more than one desktop type")
+
+    def only_desktop(identity):
+        """For status, stop and remove without a type: the person's only desktop."""
+        rows = [row for row in desktops.rows_of(identity.user).values() if row.status != Status.REMOVED]
+        if len(rows) == 1:
+            return rows[0].desktop_type
+        if not rows:
+            raise DesktopNotFound("You have no desktop yet. Start one first.", code="no_desktop")
+        raise choices([row.desktop_type for row in rows], "You have more than one desktop")
 
     def entry(identity, desktop_type, row):
         """What the user sees of one desktop type: the catalog entry plus its state."""
@@ -135,29 +164,33 @@ def add_routes(app, context):
     @app.post("/api/container/start")
     def start():
         identity = require_user()
-        desktop_type = desktop_type_for(identity)
+        desktop_type = desktop_type_for(identity, default_type)
         row = desktops.start(identity.user, desktop_type)
         bottle.response.status = 200 if row.status == Status.RUNNING else 202
-        return entry(identity, desktop_type, row)
+        data = entry(identity, desktop_type, row)
+        # The old product answered {success, container, url}: its clients read those.
+        return dict(data, success=True, container=dict(data))
 
     @app.get("/api/container/status")
     def status():
+        """One desktop (desktop_type), or, without one, the person's only desktop (as the
+        old product answered the session's desktop); 400 naming the choices when several."""
         identity = require_user()
-        if param("desktop_type"):
-            desktop_type = desktop_type_for(identity)
-            row = desktops.rows_of(identity.user).get(desktop_type.slug)
-            return entry(identity, desktop_type, row)
-        return listing()
+        desktop_type = desktop_type_for(identity, only_desktop)
+        row = desktops.rows_of(identity.user).get(desktop_type.slug)
+        return entry(identity, desktop_type, row)
 
     @app.get("/api/container/list")
     def listing():
         identity = require_user()
         rows = desktops.rows_of(identity.user)
         usable = catalog.usable_by(memberships(identity), identity.is_admin)
-        return {"desktops": [entry(identity, t, rows.get(t.slug)) for t in usable]}
+        every = [entry(identity, t, rows.get(t.slug)) for t in usable]
+        # "containers": the old product's name, for the desktops that have one.
+        return {"desktops": every, "containers": [item for item in every if item["status"] not in ("absent", "removed")]}
 
     def own_row(identity):
-        desktop_type = desktop_type_for(identity)
+        desktop_type = desktop_type_for(identity, only_desktop)
         row = desktops.find(identity.user, desktop_type.slug)
         return desktop_type, row
 
@@ -260,7 +293,7 @@ def add_routes(app, context):
         row.user = identity.user
         return entry(identity, desktop_type, desktops.keep(row, context.clock()))
 
-    @app.post("/api/container/remove")
+    @app.route("/api/container/remove", method=["POST", "DELETE"])
     def remove():
         identity = require_user()
         desktop_type, row = own_row(identity)
@@ -275,10 +308,13 @@ def add_routes(app, context):
         return identity
 
     def admin_row(container):
-        """A desktop of ours by container id (12+ characters of it) or desktop name."""
+        """A desktop of ours by its id in our JSON, container id (12+ characters of it) or
+        desktop name."""
         query = db.Desktop.select(db.Desktop, db.User).join(db.User)
         row = None
-        if len(container) >= 12 and all(c in "0123456789abcdef" for c in container):
+        if container.isdigit() and len(container) < 12:
+            row = query.where(db.Desktop.id == int(container)).first()
+        elif len(container) >= 12 and all(c in "0123456789abcdef" for c in container):
             row = query.where(db.Desktop.container_id.startswith(container)).first()
         if row is None:
             row = query.where(db.Desktop.name == container).first()
@@ -313,7 +349,7 @@ def add_routes(app, context):
         with db.write(database):
             db.record("desktop.stop-all", actor=identity.user.username, count=count)
         log.info("admin %s stopped all desktops (%d)", identity.user.username, count)
-        return {"stopped": count}
+        return {"stopped": count, "stopped_count": count}
 
     @app.get("/api/admin/forget/<person>")
     def forget_plan(person):

@@ -12,7 +12,7 @@ import logging
 
 import bottle
 
-from .. import db, metrics, oidc, sessions
+from .. import db, metrics, oidc, sessions, tokens
 from ..errors import Forbidden, IServDeskError, Unauthenticated
 from .responses import redirect, web_origin
 
@@ -128,12 +128,31 @@ class Auth:
         if "iservdesk.identity" not in environ:
             session_id, via_cookie = session_id_from(bottle.request, self.session_cookie)
             identity = None
+            if tokens.is_token(session_id):
+                environ["iservdesk.identity"] = self._token_identity(session_id)
+                return environ["iservdesk.identity"]
             session = sessions.resolve(session_id, self.policy, self.clock()) if session_id else None
             if session is not None:
                 identity = Identity(session.user, session, session_id, via_cookie,
                                     self.policy.is_admin(session.user), self.policy.is_teacher(session.user))
             environ["iservdesk.identity"] = identity
         return environ["iservdesk.identity"]
+
+    def _token_identity(self, token):
+        """The Identity of an API token (tokens.py), or None. Not from a URL (?session_id=),
+        where proxies and logs keep what they see."""
+        if bottle.request.query.get("session_id") == token:
+            return None
+        now = self.clock()
+        row = tokens.resolve(token, now)
+        if row is None:
+            return None
+        service = row.user.uuid.startswith(tokens.SERVICE)
+        if not service and not self.policy.may_sign_in(row.user):
+            return None  # the person may no longer use iservdesk (ALLOWED_GROUPS)
+        session = tokens.TokenSession("token:%d" % row.id, row.expires_at, now, row)
+        return Identity(row.user, session, token, False, row.admin if service else self.policy.is_admin(row.user),
+                        False if service else self.policy.is_teacher(row.user))
 
     def require_user(self):
         """The Identity, or 401. For cookie-authenticated state changes, also the CSRF token."""
@@ -285,7 +304,7 @@ def add_routes(app, context):
             raise Unauthenticated()
         user = identity.user
         bottle.response.set_header("Cache-Control", "no-store")
-        return {
+        person = {
             "username": user.username,
             "display_name": user.display_name,
             "email": user.email,
@@ -293,10 +312,12 @@ def add_routes(app, context):
             "roles": user.roles,
             "is_admin": identity.is_admin,
             "is_teacher": identity.is_teacher,
-            "expires_at": min(identity.session.expires_at,
-                              identity.session.last_seen_at + policy.idle_timeout).isoformat(),
-            "csrf_token": sessions.csrf_token(config.secret_key, identity.session_id),
         }
+        expires_at = min(identity.session.expires_at, identity.session.last_seen_at + policy.idle_timeout).isoformat()
+        return dict(person, expires_at=expires_at,
+                    csrf_token=sessions.csrf_token(config.secret_key, identity.session_id),
+                    # The old product's shape, for its clients (never the session id itself).
+                    authenticated=True, user=person, session={"expires_at": expires_at})
 
     @app.post("/logout")
     def logout():
@@ -319,6 +340,10 @@ def add_routes(app, context):
                     context.classroom.end_demo(identity.user.id, "signed out")
             viewers.close(identity.session.id_hash)
             log.info("%s signed out", identity.user.username)
+            if config.stop_on_logout and not db.Session.select().where(db.Session.user == identity.user).exists():
+                stopped = context.desktops.stop_all("logout", identity.user)
+                if stopped:
+                    log.info("STOP_ON_LOGOUT: stopped %d desktops of %s", stopped, identity.user.username)
             end_session_url = provider.end_session_url(identity.session.id_token, config.public_url + "/")
         bottle.response.add_header("Set-Cookie", cookie_header(session_cookie, "", max_age=0, secure=secure))
         bottle.response.set_header("Cache-Control", "no-store")
