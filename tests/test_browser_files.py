@@ -126,3 +126,27 @@ def test_a_teacher_hands_out_material_and_collects_on_the_class_page(signed_in_p
     teacher = Client(portal.url, "lehrer")
     archive = zipfile.ZipFile(io.BytesIO(teacher.get(link.get_attribute("href").replace(portal.url, "")).content))
     assert archive.read("Schmidt_Anna/loesung.txt") == b"3/4"
+
+
+def test_a_person_makes_a_token_sees_it_once_and_revokes_it(signed_in_portal, chromium):
+    portal, _ = signed_in_portal()
+    driver = chromium(language="de")
+    browser_sign_in(driver, portal.url, "anna.schmidt")
+    browser.wait_until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#tokens summary"), 20, "the overview")
+    driver.find_element(By.CSS_SELECTOR, "#tokens summary").click()
+    driver.find_element(By.CSS_SELECTOR, "#tokens input[name=name]").send_keys("Stundenplan-Skript")
+    driver.find_element(By.CSS_SELECTOR, "#tokens button[type=submit]").click()
+    token = browser.wait_until(driver, lambda d: visible_text(d, "#token-new code"), 20, "the new token")
+    assert token.startswith("isd_")
+    item = browser.wait_until(driver, lambda d: visible_text(d, "#tokens li[data-state=active]"), 20, "the list")
+    assert item.startswith("„Stundenplan-Skript“ – aktiv, gültig bis") and "zuletzt benutzt: noch nie" in item, item
+    driver.execute_script("document.getElementById('tokens').scrollIntoView()")
+    browser.save_screenshot(driver, "tokens-de")
+    import requests
+    assert requests.get(portal.url + "/api/container/list", headers={"Authorization": "Bearer " + token},
+                        timeout=30).status_code == 200
+    driver.find_element(By.CSS_SELECTOR, "#tokens li[data-state=active] button[data-action=revoke]").click()
+    browser.wait_until(driver, lambda d: visible_text(d, "#tokens li[data-state=revoked]"), 20, "the revocation")
+    assert requests.get(portal.url + "/api/container/list", headers={"Authorization": "Bearer " + token},
+                        timeout=30).status_code == 401
+    assert token not in portal.log()

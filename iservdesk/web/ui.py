@@ -73,7 +73,7 @@ def add_routes(app, context):
         # The dashboard's classroom parts: "who watched me" for everyone, "my classes" for
         # teachers and admins; none of it (nor its API calls) with CLASSROOM=off.
         teaches = bool(classroom is not None and identity and (identity.is_teacher or identity.is_admin))
-        return page("index.tpl", "app.title", scripts=("common.js", "desktops.js", "files.js") if identity else (),
+        return page("index.tpl", "app.title", scripts=("common.js", "desktops.js", "files.js", "tokens.js") if identity else (),
                     classroom=classroom is not None, teaches=teaches)
 
     @app.get("/admin")
@@ -86,7 +86,7 @@ def add_routes(app, context):
                         heading=i18n.texts(language())["error.forbidden_title"],
                         text=i18n.texts(language())["error.forbidden_text"])
         audit = list(db.Event.select().order_by(db.Event.id.desc()).limit(AUDIT_ROWS))
-        return page("admin.tpl", "admin.heading", scripts=("common.js", "admin.js"), audit=audit,
+        return page("admin.tpl", "admin.heading", scripts=("common.js", "admin.js", "tokens.js"), audit=audit,
                     classroom=classroom is not None)
 
     @app.get("/class/<group>")

@@ -63,3 +63,17 @@
   </tbody>
 </table>
 </div>
+<details id="tokens" class="tokens" data-scope="admin">
+  <summary>{{t["tokens.heading_admin"]}}</summary>
+  <p class="hint">{{t["tokens.hint_admin"]}}</p>
+  <form class="prepare-form">
+    <label>{{t["tokens.name_admin"]}} <input name="name" required maxlength="64"></label>
+    <label>{{t["tokens.days"]}} <input name="days" type="number" min="1" max="366" value="90" required></label>
+    <button type="submit" class="button primary">{{t["tokens.create"]}}</button>
+  </form>
+  <div id="token-new" class="token-new" role="status" hidden>
+    <p>{{t["tokens.shown_once"]}}</p>
+    <p><code></code></p>
+  </div>
+  <ul class="preparations"></ul>
+</details>

@@ -43,6 +43,20 @@
     <button type="button" id="files-close">{{t["files.close"]}}</button></p>
 </dialog>
 <noscript><p>JavaScript is needed to start desktops.</p></noscript>
+<details id="tokens" class="tokens" data-scope="own">
+  <summary>{{t["tokens.heading_own"]}}</summary>
+  <p class="hint">{{t["tokens.hint_own"]}}</p>
+  <form class="prepare-form">
+    <label>{{t["tokens.name_own"]}} <input name="name" required maxlength="64"></label>
+    <label>{{t["tokens.days"]}} <input name="days" type="number" min="1" max="366" value="90" required></label>
+    <button type="submit" class="button primary">{{t["tokens.create"]}}</button>
+  </form>
+  <div id="token-new" class="token-new" role="status" hidden>
+    <p>{{t["tokens.shown_once"]}}</p>
+    <p><code></code></p>
+  </div>
+  <ul class="preparations"></ul>
+</details>
 % if classroom:
 <section id="watch-history" class="watch-history" aria-labelledby="watch-history-heading" hidden>
   <h2 id="watch-history-heading">{{t["history.heading"]}}</h2>
