@@ -56,6 +56,44 @@ def cmd_serve(config, args):
     return 0
 
 
+def cmd_import_seed(config, args):
+    """Move the old product's containers' files into homes here (iservdesk/seed.py)."""
+    from . import seed
+    from .desktops.catalog import CatalogError
+    from .errors import IServDeskError
+
+    try:
+        database, desktops = open_desktops(config)
+    except CatalogError as error:
+        return fail(str(error), EXIT_CONFIG)
+    url = args.database or config.seed_database_uri
+    with database.connection_context():
+        try:
+            moves = seed.plan(desktops, seed.read_database(url) if url else None)
+        except IServDeskError as error:
+            return fail(error.public_message if error.status < 500 else error.detail, EXIT_FAILURE)
+        if not moves:
+            print("no containers of iserv-remote-desktop (label managed_by=iserv-remote-desktop) on the engine")
+            return 0
+        movable = [move for move in moves if not move.why]
+        for move in moves:
+            print(("would " if args.dry_run or not args.yes else "") + move.line())
+        if args.dry_run or not movable:
+            return 0
+        if not args.yes:
+            if not sys.stdin.isatty():
+                return fail("add --yes to move these files and remove the old containers (--dry-run lists only)",
+                            EXIT_FAILURE)
+            if input("Move the files of %d containers and remove them? Type yes: " % len(movable)).strip() != "yes":
+                print("nothing changed")
+                return 0
+        failed = 0
+        for move, error in seed.run(desktops, moves, "cli", db.utcnow()):
+            print("moved %s" % move.container if not error else "FAILED %s: %s" % (move.container, error))
+            failed += bool(error)
+    return EXIT_FAILURE if failed else 0
+
+
 def cmd_init_db(config, args):
     database = db.open_database(config.database_uri)
     applied = db.migrate(database)
@@ -150,6 +188,13 @@ def parser():
                                  "the audit log keeps a pseudonym")
     forget.add_argument("person", help="account name or uuid")
     forget.add_argument("--dry-run", action="store_true", help="only list what would go")
+    seed = commands.add_parser("import-seed", help="move the files of iserv-remote-desktop's containers into "
+                               "homes here, then remove those containers")
+    seed.add_argument("--database", metavar="URL", help="the old product's database (sqlite:///... or "
+                      "postgresql://...), for people's IServ uuids and last access; default: its DATABASE_URI "
+                      "if the settings file still names it")
+    seed.add_argument("--dry-run", action="store_true", help="only list what would be done")
+    seed.add_argument("--yes", action="store_true", help="do it without asking")
     commands.add_parser("check", help="check the installation, one line per check")
     settings = commands.add_parser("settings", help="print every setting (.env.example form)")
     settings.add_argument("--markdown", action="store_true", help="as the README's table")
@@ -171,6 +216,7 @@ def main(argv=None):
         log.warning("%s", note)
     try:
         return {"serve": cmd_serve, "init-db": cmd_init_db,
-                "cleanup": cmd_cleanup, "forget": cmd_forget}[args.command](config, args)
+                "cleanup": cmd_cleanup, "forget": cmd_forget,
+                "import-seed": cmd_import_seed}[args.command](config, args)
     except db.DatabaseError as error:
         return fail(str(error), EXIT_FAILURE)

@@ -56,7 +56,8 @@ def test_material_and_assignments_reach_running_stopped_and_later_members_and_co
 
     # Material: made, two files uploaded (streamed, binary), handed out.
     material = ok(teacher.post("/api/class/klasse-7a/material", json={"name": "Arbeitsblatt 1"}))["handout"]
-    for name, data in (("blatt.pdf", SHEET), ("Lösung?.txt", "Aufgabe 1: 42\n".encode())):
+    # A file of whole tar blocks (no padding after it) among them: nothing after it may be lost.
+    for name, data in (("blatt.pdf", SHEET), ("A genau.bin", b"b" * 1024), ("Lösung?.txt", "Aufgabe 1: 42\n".encode())):
         ok(teacher.put("/api/upload/material/%d" % material["id"], params={"name": name}, data=data))
     refused = teacher.put("/api/upload/material/%d" % material["id"], params={"name": "../x"}, data=b"x")
     assert (refused.status_code, refused.json()["error"]) == (400, "bad_name")
@@ -74,6 +75,7 @@ def test_material_and_assignments_reach_running_stopped_and_later_members_and_co
     assert home_file(anna, "Material/klasse-7a/Arbeitsblatt 1/blatt.pdf") == SHEET
     # Stopped Max has it too; Ben of 8b has no Material at all.
     assert home_file(max_, "Material/klasse-7a/Arbeitsblatt 1/Lösung?.txt") == "Aufgabe 1: 42\n".encode()
+    assert home_file(max_, "Material/klasse-7a/Arbeitsblatt 1/A genau.bin") == b"b" * 1024
     assert "Material" not in {entry["name"] for entry in ok(ben.get("/api/files", params={"desktop_type": "tiny"}))[
         "entries"]}
 

@@ -362,6 +362,11 @@ class DockerEngine(Engine):
         finally:
             self.remove(helper)
 
+    def container_home(self, container_id):
+        with self._translated("read a container's home"):
+            stream, _ = self.client.api.get_archive(container_id, HOME, chunk_size=READ_CHUNK)
+        return stream
+
     def remove_home(self, name):
         with self._translated("remove a volume", gone_is_fine=True):
             self.client.api.remove_volume(name)
@@ -476,6 +481,8 @@ class _DockerHomeFiles(HomeFiles):
         return stream
 
     def write(self, folder, chunks):
+        # Sent chunked: an empty chunk would end the body there (HTTP/1.1 chunked encoding).
+        chunks = (chunk for chunk in chunks if chunk)
         if not self.engine._ask("write into a home", self.engine.client.api.put_archive, self.helper,
                                 self._path(folder), chunks):
             raise EngineRefused(detail="Docker did not take the files for %s" % (folder or "the home"))

@@ -151,6 +151,12 @@ class Engine:
         exits non-zero (its standard error in the detail) or takes longer than `timeout`."""
         raise NotImplementedError
 
+    def container_home(self, container_id):
+        """The /home/kasm-user of a container (running or stopped; made by anyone: the old
+        product kept its users' files inside its containers) as a tar stream whose entries
+        start with "kasm-user/"."""
+        raise NotImplementedError
+
     def screenshot(self, host_port, secret, width, height):
         """A JPEG of the desktop's screen scaled to fit width x height, fetched with the
         owner's `secret` where the proxy reaches the desktop (the row's host_port). Raises

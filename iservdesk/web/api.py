@@ -12,7 +12,7 @@ import urllib.parse
 
 import bottle
 
-from .. import db, files, forget
+from .. import db, files, forget, seed
 from ..desktops import Status
 from ..errors import BadRequest, DesktopNotFound, TooMany
 from .auth import Forbidden
@@ -367,6 +367,24 @@ def add_routes(app, context):
             raise Forbidden("You cannot forget yourself here; ask another admin or use iservdesk forget.",
                             code="forget_self")
         return forget.forget(desktops, user, context.settings.secret_key, identity.user.username).json()
+
+    def seed_plan():
+        url = context.settings.seed_database_uri
+        return seed.plan(desktops, seed.read_database(url) if url else None)
+
+    @app.get("/api/admin/import-seed")
+    def import_seed_plan():
+        """The old product's containers on the engine, and what an import would do with each."""
+        require_admin()
+        return {"moves": [move.json() for move in seed_plan()]}
+
+    @app.post("/api/admin/import-seed")
+    def import_seed():
+        """Move their files into homes here and remove them (the admin confirmed the plan)."""
+        identity = require_admin()
+        results = seed.run(desktops, seed_plan(), identity.user.username, context.clock())
+        return {"moved": [move.container for move, error in results if not error],
+                "failed": [{"container": move.container, "error": error} for move, error in results if error]}
 
     @app.get("/api/admin/queue")
     def admin_queue():

@@ -207,4 +207,29 @@
   loadHomes();
   loadPreparations();
   document.querySelectorAll("#audit time[datetime]").forEach(function (time) { time.replaceWith(d.timeElement(time.dateTime)); });
+
+  // The old product's containers (iserv-remote-desktop): shown only when there are some.
+  var seed = document.getElementById("seed");
+  function loadSeed() {
+    return d.api("GET", "/api/admin/import-seed").then(function (body) {
+      var list = seed.querySelector("ul");
+      list.replaceChildren();
+      body.moves.forEach(function (move) {
+        var item = document.createElement("li");
+        item.textContent = move.why ? d.t("seed.skip", {container: move.container, why: move.why})
+          : d.t("seed.move", {container: move.container, username: move.username, type: move.desktop_type});
+        list.appendChild(item);
+      });
+      seed.hidden = !body.moves.length;
+      seed.querySelector("button").hidden = !body.moves.some(function (move) { return !move.why; });
+    }).catch(function (error) { d.notice(error.message); });
+  }
+  seed.querySelector("button").addEventListener("click", function () {
+    if (!window.confirm(d.t("seed.confirm"))) { return; }
+    d.api("POST", "/api/admin/import-seed").then(function (done) {
+      d.notice(d.t("seed.done", {moved: done.moved.length, failed: done.failed.length}));
+      return loadSeed();
+    }).catch(function (error) { d.notice(error.message); });
+  });
+  loadSeed();
 })();

@@ -63,6 +63,12 @@
   </tbody>
 </table>
 </div>
+<section id="seed" class="tokens" aria-labelledby="seed-heading" hidden>
+  <h2 id="seed-heading">{{t["seed.heading"]}}</h2>
+  <p class="hint">{{t["seed.hint"]}}</p>
+  <ul class="preparations"></ul>
+  <p><button type="button" class="button primary" data-action="import-seed">{{t["seed.button"]}}</button></p>
+</section>
 <details id="tokens" class="tokens" data-scope="admin">
   <summary>{{t["tokens.heading_admin"]}}</summary>
   <p class="hint">{{t["tokens.hint_admin"]}}</p>
