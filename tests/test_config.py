@@ -6,8 +6,10 @@ import re
 import subprocess
 
 import pytest
+import requests
 
 from conftest import ROOT, SECRET_KEY, iservdesk_command, write_config
+from devtools import free_port, stop_process, wait_for
 from iservdesk import config
 
 
@@ -293,14 +295,24 @@ def test_names_that_are_not_the_seeds_stay_errors(tmp_path):
     assert error_of(tmp_path, DEBUGG="1") == "DEBUGG: unknown setting in %s" % (tmp_path / "t.env")
 
 
-def test_serve_and_check_say_each_note_once(tmp_path):
-    path = seed_file(tmp_path / "seed.env", DATABASE_URI="sqlite:///%s" % (tmp_path / "state.db"))
-    result = subprocess.run(iservdesk_command("--config", path, "init-db"), cwd=ROOT, capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    lines = [line for line in result.stderr.splitlines() if "not used by iservdesk" in line]
+def test_a_seed_settings_file_serves_and_check_says_each_note_once(tmp_path):
+    port = free_port()
+    path = seed_file(tmp_path / "seed.env", DATABASE_URI="sqlite:///%s" % (tmp_path / "state.db"),
+                     LISTEN="127.0.0.1:%d" % port, DOCKER_HOST_URL="127.0.0.1:%d" % port)
+    with open(tmp_path / "serve.log", "w") as log:
+        process = subprocess.Popen(iservdesk_command("--config", path, "serve"), cwd=ROOT, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: requests.get("http://127.0.0.1:%d/healthz" % port, timeout=2).status_code == 200, 30,
+                 "the portal with the old settings file")
+    finally:
+        stop_process(process)
+    served = (tmp_path / "serve.log").read_text()
+    lines = [line for line in served.splitlines() if "not used by iservdesk" in line]
     assert len(lines) == 5 and lines[0].endswith("DEBUG: not used by iservdesk (iservdesk has no debug mode; "
-                                                 "LOG_LEVEL=DEBUG logs more); remove it"), result.stderr
+                                                 "LOG_LEVEL=DEBUG logs more); remove it"), served
+    assert "Traceback" not in served
     checked = subprocess.run(iservdesk_command("--config", path, "check"), cwd=ROOT, capture_output=True,
                              text=True, timeout=120)
     assert "WARN configuration: FRONTEND_URL: not used by iservdesk" in checked.stdout, checked.stdout
+    assert checked.stdout.count("not used by iservdesk") == 5
