@@ -49,13 +49,16 @@ def add_routes(app, context):
         bottle.response.set_header("Cache-Control", "no-store")
         return dict(tokens.json(row, clock()), token=token)
 
+    def revoked(identity, number, owner):
+        """Revoke token `number` (of `owner` only, unless None); what it is now."""
+        with db.write(database):
+            tokens.revoke(tokens.find(number, owner), identity.user.username, clock())
+        return tokens.json(tokens.find(number), clock())
+
     @app.delete("/api/tokens/<number:int>")
     def revoke_token(number):
         identity = from_browser()
-        with db.write(database):
-            row = tokens.find(number, identity.user)
-            tokens.revoke(row, identity.user.username, clock())
-        return tokens.json(tokens.find(number), clock())
+        return revoked(identity, number, identity.user)
 
     @app.get("/api/admin/tokens")
     def all_tokens():
@@ -78,8 +81,4 @@ def add_routes(app, context):
 
     @app.delete("/api/admin/tokens/<number:int>")
     def revoke_any(number):
-        identity = admin()
-        with db.write(database):
-            row = tokens.find(number)
-            tokens.revoke(row, identity.user.username, clock())
-        return tokens.json(tokens.find(number), clock())
+        return revoked(admin(), number, None)
