@@ -75,6 +75,12 @@ def test_a_student_uploads_several_files_browses_deletes_and_is_told_what_does_n
     assert link.get_attribute("download") == "Referat Äpfel.pdf"
     assert "/api/files/download?desktop_type=tiny&path=Uploads%2FReferat%20%C3%84pfel.pdf" in link.get_attribute("href")
 
+    # The card says how much the home holds (as last measured).
+    driver.find_element(By.ID, "files-close").click()
+    driver.refresh()
+    size = browser.wait_until(driver, lambda d: visible_text(d, "#desktop-tiny .home-size"), 20, "the home's size")
+    assert size == "Dein Ordner: 2 MB", size
+
     # English.
     driver.get(portal.url + "/lang/en?next=/")
     browser.wait_until(driver, lambda d: visible_text(d, "#desktop-tiny .badge") == "Running", 20, "the English page")

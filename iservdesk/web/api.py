@@ -156,9 +156,12 @@ def add_routes(app, context):
         if row is None:
             data.update(status="absent", progress=None, message="", url=None, created_at=None,
                         started_at=None, last_access_at=None, queue_position=None, idle_stop_in=None,
-                        idle_warning_in=None)
+                        idle_warning_in=None, home_size=None)
         else:
             data.update(desktop_json(desktops.view(row)))
+            # The home's size as last measured (file browser, uploads, cleanup), for the card.
+            measured = db.HomeSize.get_or_none(db.HomeSize.volume == (row.home_volume or ""))
+            data["home_size"] = measured.size if measured else None
         return data
 
     @app.post("/api/container/start")

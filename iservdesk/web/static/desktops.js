@@ -100,6 +100,12 @@
       var files = d.button(d.t("files.button"), "files", "files-button");
       files.dataset.title = card.dataset.title;
       card.appendChild(files);
+      if (desktop.home_size !== null && desktop.home_size !== undefined) {
+        var size = document.createElement("p");
+        size.className = "home-size";
+        size.textContent = d.t("files.card_size", {size: d.size(desktop.home_size)});
+        card.appendChild(size);
+      }
       document.getElementById("export").hidden = false;
     }
     // The idle warning: from the server's "seconds until", counted on this page's clock.
