@@ -10,6 +10,8 @@
   var base = admin ? "/api/admin/tokens" : "/api/tokens";
   var list = section.querySelector("ul");
   var shown = document.getElementById("token-new");
+  var states = {active: d.t("tokens.state_active"), expired: d.t("tokens.state_expired"),
+                revoked: d.t("tokens.state_revoked")};
 
   function load() {
     return d.api("GET", base).then(function (body) {
@@ -18,7 +20,7 @@
         var entry = document.createElement("li");
         entry.dataset.id = item.id;
         entry.dataset.state = item.state;
-        var text = d.t("tokens.item", {name: item.name, state: d.t("tokens.state_" + item.state),
+        var text = d.t("tokens.item", {name: item.name, state: states[item.state] || item.state,
                                        expires: d.clockTime(item.expires_at)});
         if (admin) { text = item.owner + ": " + text; }
         entry.append(text, " · " + d.t("tokens.last_used") + ": ", d.timeElement(item.last_used_at));
