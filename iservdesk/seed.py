@@ -25,6 +25,7 @@ import urllib.parse
 
 from . import db
 from .desktops import DESKTOP, OWNER, TYPE, USER, Status
+from .desktops.homes import free_name
 from .errors import DesktopUnreachable, IServDeskError
 from .files import _ChunkReader, _Sink, tar_header
 
@@ -212,7 +213,6 @@ def run(desktops, moves, actor, now):
 
 
 def _move(desktops, move, actor, now):
-    from .desktops.homes import free_name
     with db.write(desktops.database):
         user = move.user
         if user.id is None:

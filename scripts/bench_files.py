@@ -119,16 +119,22 @@ def transfer(run, size_mib, folder):
     size = size_mib * MiB
     rows = []
     # Upload: docker cp first (its copy is then replaced by the portal's).
+    # Each transfer starts with no dirty pages waiting: a writer that comes after gigabytes
+    # of unwritten data is slowed by the kernel's writeback, whichever it is.
+    os.sync()
     with Watch(run.portal.pid) as baseline_up_watch:
         baseline_up = timed(["docker", "cp", path, container + ":/home/kasm-user/cp.bin"])
+    os.sync()
     with Watch(run.portal.pid) as up:
         status, text = put_file(run.url, student, "/api/upload/home?desktop_type=tiny&name=big.bin", path)
         assert status == 200, text
     # Download: docker cp's tar to stdout, against the portal's stream, both into nothing.
+    os.sync()
     with open(os.devnull, "wb") as nothing:
         with Watch(run.portal.pid) as baseline_down_watch:
             baseline_down = timed(["docker", "cp", container + ":/home/kasm-user/Uploads/big.bin", "-"],
                                   stdout=nothing)
+    os.sync()
     with Watch(run.portal.pid) as down:
         got = 0
         with student.get("/api/files/download", params={"desktop_type": "tiny", "path": "Uploads/big.bin"},

@@ -100,10 +100,12 @@
       var files = d.button(d.t("files.button"), "files", "files-button");
       files.dataset.title = card.dataset.title;
       card.appendChild(files);
-      if (desktop.home_size !== null && desktop.home_size !== undefined) {
+      // Live events carry no size: the card keeps the one it had.
+      if (desktop.home_size !== undefined) { card.dataset.homeSize = desktop.home_size === null ? "" : desktop.home_size; }
+      if (card.dataset.homeSize) {
         var size = document.createElement("p");
         size.className = "home-size";
-        size.textContent = d.t("files.card_size", {size: d.size(desktop.home_size)});
+        size.textContent = d.t("files.card_size", {size: d.size(Number(card.dataset.homeSize))});
         card.appendChild(size);
       }
       document.getElementById("export").hidden = false;
