@@ -156,3 +156,41 @@ def test_a_person_makes_a_token_sees_it_once_and_revokes_it(signed_in_portal, ch
     assert requests.get(portal.url + "/api/container/list", headers={"Authorization": "Bearer " + token},
                         timeout=30).status_code == 401
     assert token not in portal.log()
+
+
+def test_an_admin_sees_homes_by_size_and_moves_the_old_products_files(signed_in_portal, chromium, demo_image,
+                                                                      docker_client):
+    from conftest import container_of
+    from test_seed_import import seed_container
+    portal, _ = signed_in_portal(HOME_QUOTA="1m")
+    anna = Client(portal.url, "anna.schmidt")
+    anna.post("/api/container/start", params={"desktop_type": "tiny"})
+    wait_status(anna, "tiny", "running")
+    made = container_of(docker_client, portal, "anna.schmidt-tiny").exec_run(
+        ["dd", "if=/dev/zero", "of=/home/kasm-user/gross.bin", "bs=1M", "count=3"], user="1000")
+    assert made.exit_code == 0
+    assert anna.get("/api/files", params={"desktop_type": "tiny"}).status_code == 200  # measures the home
+    old = seed_container(docker_client, "kasm-anna.schmidt-demo-c0de", {"alt.txt": b"aus dem alten System"})
+    try:
+        driver = chromium(language="en")
+        browser_sign_in(driver, portal.url, "admin")
+        driver.get(portal.url + "/admin")
+        row = browser.wait_until(driver, lambda d: visible_text(d, "#homes tr.over-quota"), 20, "the home over quota")
+        assert "3 MB" in row and "over HOME_QUOTA (1 MB)" in row, row
+        item = browser.wait_until(driver, lambda d: visible_text(d, "#seed li"), 20, "the old product's container")
+        assert item == "kasm-anna.schmidt-demo-c0de: files of anna.schmidt into the “demo” folder", item
+        driver.execute_script("document.getElementById('homes').scrollIntoView()")
+        browser.save_screenshot(driver, "admin-homes-en")
+        driver.find_element(By.CSS_SELECTOR, "#seed button[data-action=import-seed]").click()
+        driver.switch_to.alert.accept()
+        notice = browser.wait_until(driver, lambda d: (lambda t: t if t and "Moved" in t else None)(
+            visible_text(d, "#notice")), 60, "the import")
+        assert notice == "Moved: 1, failed: 0.", notice
+        browser.wait_until(driver, lambda d: not d.find_element(By.ID, "seed").is_displayed(), 20, "the section to go")
+        assert anna.get("/api/files/download", params={"desktop_type": "demo", "path": "alt.txt"}).content == \
+            "aus dem alten System".encode()
+    finally:
+        try:
+            old.remove(force=True)
+        except Exception:
+            pass

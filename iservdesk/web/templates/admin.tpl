@@ -1,5 +1,12 @@
 % rebase("base.tpl", **locals())
 <h1>{{t["admin.heading"]}}</h1>
+% # Shown only while containers of the old product are on the engine (admin.js).
+<section id="seed" class="tokens" aria-labelledby="seed-heading" hidden>
+  <h2 id="seed-heading">{{t["seed.heading"]}}</h2>
+  <p class="hint">{{t["seed.hint"]}}</p>
+  <ul class="preparations"></ul>
+  <p><button type="button" class="button primary" data-action="import-seed">{{t["seed.button"]}}</button></p>
+</section>
 <section class="stats" aria-live="polite">
   <div class="stat"><span class="number" id="stat-total">–</span><span>{{t["admin.total"]}}</span></div>
   <div class="stat"><span class="number" id="stat-running">–</span><span>{{t["admin.running"]}}</span></div>
@@ -63,12 +70,6 @@
   </tbody>
 </table>
 </div>
-<section id="seed" class="tokens" aria-labelledby="seed-heading" hidden>
-  <h2 id="seed-heading">{{t["seed.heading"]}}</h2>
-  <p class="hint">{{t["seed.hint"]}}</p>
-  <ul class="preparations"></ul>
-  <p><button type="button" class="button primary" data-action="import-seed">{{t["seed.button"]}}</button></p>
-</section>
 <details id="tokens" class="tokens" data-scope="admin">
   <summary>{{t["tokens.heading_admin"]}}</summary>
   <p class="hint">{{t["tokens.hint_admin"]}}</p>
