@@ -306,10 +306,7 @@ def measure_homes(config, desktops, database, now, report):
     for _, row, volume in due[:MEASURE_PER_PASS]:
         if desktops.engine.home(volume) is None:
             continue
-        found = [home for home in files.homes_of(desktops, row.user, row.desktop_type) if home[1] == volume]
-        if not found:
-            continue
-        size = measurer.measure(volume, found[0][2])
+        size = measurer.measure(volume, files.reader_image(desktops, row.desktop_type))
         report.homes_measured += 1
         if size > config.home_quota:
             report.over_quota.append(volume)

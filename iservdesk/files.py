@@ -43,12 +43,13 @@ KINDS = {"f": "file", "d": "folder", "l": "link"}
 MEASURED_FRESH = datetime.timedelta(seconds=30)
 
 
+COPY_CHUNK = 256 * 1024  # bytes per read of a file inside the tar stream, or of a request body
+
+
 class TooLarge(IServDeskError):
     status = 413
     code = "too_large"
     public_message = "That is too large."
-
-COPY_CHUNK = 256 * 1024  # bytes per read of a file inside the tar stream
 
 
 class _ChunkReader:
@@ -117,25 +118,30 @@ def homes_as_zip(homes):
     yield sink.take()
 
 
+def reader_image(desktops, slug):
+    """An image on the host to read and write a home of desktop type `slug` with: the type's
+    own, else any of the catalog's that is there (DesktopUnreachable when none is)."""
+    desktop_type = desktops.catalog.types.get(slug)
+    if desktop_type is not None and desktops.engine.has_image(desktop_type.image):
+        return desktop_type.image
+    for item in desktops.catalog:
+        if desktops.engine.has_image(item.image):
+            return item.image
+    raise DesktopUnreachable("No desktop image is on this server to read the files with; ask your IT admin.",
+                             code="no_image_for_files")
+
+
 def homes_of(desktops, user, slug=None):
-    """[(folder, volume name, image)] of `user`'s homes (of desktop type `slug`, or all),
-    each with an image of the catalog that is on the host to read it with."""
-    present = [item.image for item in desktops.catalog if desktops.engine.has_image(item.image)]
+    """[(desktop type, volume name, image)] of `user`'s homes that exist (of type `slug`, or
+    all), each with an image to read it with (reader_image)."""
+    query = db.Desktop.select().where(db.Desktop.user == user).order_by(db.Desktop.desktop_type)
     found = []
-    for row in db.Desktop.select().where(db.Desktop.user == user).order_by(db.Desktop.desktop_type):
-        if slug is not None and row.desktop_type != slug:
-            continue
+    for row in query if slug is None else query.where(db.Desktop.desktop_type == slug):
         name = row.home_volume or desktops.homes.plain_name(row.name)
         volume = desktops.engine.home(name)
         if volume is None or volume.labels.get(OWNER) not in (None, user.uuid):
             continue
-        desktop_type = desktops.catalog.types.get(row.desktop_type)
-        image = desktop_type.image if desktop_type is not None and desktop_type.image in present else (
-            present[0] if present else None)
-        if image is None:
-            raise DesktopUnreachable("No desktop image is on this server to read the files with; ask your IT admin.",
-                                     code="no_image_for_files")
-        found.append((row.desktop_type, name, image))
+        found.append((row.desktop_type, name, reader_image(desktops, row.desktop_type)))
     return found
 
 
@@ -188,8 +194,23 @@ def human(size):
         size /= 1024
 
 
-class _BodyEnded(Exception):
+class BodyEnded(Exception):
     """The request's body ended before its Content-Length."""
+
+
+def body_chunks(read, length):
+    """Yield the `length` bytes of a request body from `read(n)`, a chunk at a time; raise
+    BodyEnded when it ends early."""
+    left = length
+    while left:
+        try:
+            chunk = read(min(left, COPY_CHUNK))
+        except OSError:  # gevent's input: "unexpected end of file while reading request"
+            chunk = b""
+        if not chunk:
+            raise BodyEnded()
+        left -= len(chunk)
+        yield chunk
 
 
 def tar_header(path, kind, size=0, uid=1000, mode=None, mtime=None):
@@ -381,17 +402,11 @@ class Files:
         for folder in folders:
             yield tar_header("/".join(folder), "folder")
         yield tar_header("/".join(path), "file", length)
-        left = length
-        while left:
-            try:
-                chunk = read(min(left, COPY_CHUNK))
-            except OSError:  # gevent's input: "unexpected end of file while reading request"
-                chunk = b""
-            if not chunk:
-                ended.append(True)
-                raise _BodyEnded()
-            left -= len(chunk)
-            yield chunk
+        try:
+            yield from body_chunks(read, length)
+        except BodyEnded:
+            ended.append(True)
+            raise
         yield tar_padding(length) + TAR_END
 
     def _remove(self, volume, image, parts):

@@ -33,8 +33,8 @@ import gevent.pool
 from . import background, db
 from .classroom import group_name
 from .errors import BadRequest, Conflict, IServDeskError, NotFound
-from .files import (COPY_CHUNK, TAR_END, Files, TooLarge, _ChunkReader, _copied, _Sink, check_name, display,
-                    homes_of, human, tar_header, tar_padding)
+from .files import (TAR_END, BodyEnded, Files, TooLarge, _ChunkReader, _copied, _Sink, body_chunks, check_name,
+                    display, homes_of, human, tar_header, tar_padding)
 
 log = logging.getLogger(__name__)
 
@@ -104,20 +104,14 @@ class Handouts:
         folder = self.material_dir(handout)
         os.makedirs(folder, exist_ok=True)
         temporary = os.path.join(folder, ".upload-" + secrets.token_hex(8))
-        left = length
         try:
             with open(temporary, "wb") as target:
-                while left:
-                    try:
-                        chunk = read(min(left, COPY_CHUNK))
-                    except OSError:
-                        chunk = b""
-                    if not chunk:
-                        raise BadRequest("The upload of %s broke off; nothing was changed." % filename,
-                                         code="upload_incomplete")
+                for chunk in body_chunks(read, length):
                     target.write(chunk)
-                    left -= len(chunk)
             os.replace(temporary, os.path.join(folder, filename))
+        except BodyEnded:
+            raise BadRequest("The upload of %s broke off; nothing was changed." % filename,
+                             code="upload_incomplete") from None
         finally:
             if os.path.exists(temporary):
                 os.unlink(temporary)
@@ -172,8 +166,8 @@ class Handouts:
         newest state replacing the last. Audited. Returns the collection's summary."""
         now = self.clock()
         members = self.classroom.members(handout.group_name)
-        work = [(user, row.desktop_type, volume, image) for user in members
-                for row, volume, image in self._homes(user)]
+        work = [(user, slug, volume, image) for user in members
+                for slug, volume, image in homes_of(self.desktops, user)]
         folder = self.collected_dir(handout)
         os.makedirs(folder, exist_ok=True)
         results = gevent.pool.Pool(PARALLEL).map(lambda item: self._collect_one(handout, folder, *item), work)
@@ -307,11 +301,6 @@ class Handouts:
 
     # -- delivery into homes --
 
-    def _homes(self, user):
-        """[(row, volume, image)] of `user`'s homes that exist, each with an image to use."""
-        rows = {row.desktop_type: row for row in db.Desktop.select().where(db.Desktop.user == user)}
-        return [(rows[slug], volume, image) for slug, volume, image in homes_of(self.desktops, user)]
-
     def _entries(self, handout):
         """The tar stream that puts `handout` into a home (written at the home's top)."""
         group = handout.group_name
@@ -357,7 +346,7 @@ class Handouts:
 
     def _deliver_to_class(self, handout):
         work = [(user, volume, image) for user in self.classroom.members(handout.group_name)
-                for _, volume, image in self._homes(user)]
+                for _, volume, image in homes_of(self.desktops, user)]
         done = gevent.pool.Pool(PARALLEL).map(lambda item: self._put(handout, item[1], item[2]), work)
         self._record(handout, [(user, volume) for (user, volume, _), ok in zip(work, done) if ok])
         return {"homes": sum(done), "failed": [volume for (_, volume, _), ok in zip(work, done) if not ok]}

@@ -26,8 +26,8 @@ import urllib.parse
 from . import db
 from .desktops import DESKTOP, OWNER, TYPE, USER, Status
 from .desktops.homes import free_name
-from .errors import DesktopUnreachable, IServDeskError
-from .files import _ChunkReader, _Sink, tar_header
+from .errors import IServDeskError
+from .files import _ChunkReader, _Sink, reader_image, tar_header
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,8 @@ def _read(connection, tables, columns):
         present = columns(table)
         if "username" in present and "container_name" not in present:
             uuid = next((name for name in UUID_COLUMNS if name in present), None)
-            wanted = ["username"] + [name for name in (uuid, "name", "display_name", "email") if name and name in present]
+            wanted = ["username"] + [name for name in (uuid, "name", "display_name", "email")
+                                     if name and name in present]
             for values in rows(table, wanted):
                 record = dict(zip(wanted, values))
                 if not record["username"]:
@@ -228,12 +229,7 @@ def _move(desktops, move, actor, now):
     row.user = user
     labels = {**desktops.labels, OWNER: user.uuid, USER: user.username, TYPE: move.desktop_type, DESKTOP: row.name}
     volume = desktops.homes.choose(row, labels)
-    # The helper that writes the home runs an image of the catalog that is on the host.
-    present = [item.image for item in desktops.catalog if desktops.engine.has_image(item.image)]
-    wanted = desktops.catalog.types[move.desktop_type].image
-    if not present:
-        raise DesktopUnreachable(detail="no image of the catalog is on this host to write homes with")
-    image = wanted if wanted in present else present[0]
+    image = reader_image(desktops, move.desktop_type)
     folder = "Alter Desktop %s" % move.container.rsplit("-", 1)[1] if row.started_at else ""
     with desktops.engine.open_home(volume, image, labels, writable=True) as home:
         home.write("", _renamed(desktops.engine.container_home(move.container_id), folder))

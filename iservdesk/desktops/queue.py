@@ -5,8 +5,9 @@ thrash it and every desktop is late. A start that finds every slot taken waits h
 fair order: each person's first start comes before anyone's second, and within a round
 the earlier start goes first, so one student's second desktop type never overtakes
 another's first. A start's round is fixed when it begins to wait: how many starts of the
-same person were under way then (booting or waiting). A slot is held from the start's admission until its desktop answers (or
-the start fails), and then handed to the next in that order.
+same person were under way then (booting or waiting). A slot is held from the start's
+admission until its desktop answers (or the start fails), and then handed to the next in
+that order.
 
 The queue lives in the portal's process; the waiting starts are also rows in status
 queued (desktops/lifecycle.py resumes them in their order after a restart).

@@ -49,6 +49,15 @@ def attachment(filename):
     return "attachment; filename=\"%s\"; filename*=UTF-8''%s" % (plain, urllib.parse.quote(filename, safe=""))
 
 
+def request_value(name, default=None):
+    """A parameter from the query, a form or a JSON body (clients, the old product's too,
+    send all three); `default` when it is missing or empty."""
+    value = bottle.request.query.get(name) or bottle.request.forms.get(name)
+    if not value and isinstance(bottle.request.json, dict):
+        value = bottle.request.json.get(name)
+    return default if value in (None, "") else value
+
+
 def file_request(require_user):
     """For a route whose body is a file (PUT /api/upload/...): (identity, length, read).
     Reads nothing of the body: the CSRF token must come as a header (a form field would
@@ -100,20 +109,13 @@ def add_routes(app, context):
     require_user = context.auth.require_user
     database = context.database
 
-    def param(name):
-        """A parameter from the query, a form or a JSON body."""
-        value = bottle.request.query.get(name) or bottle.request.forms.get(name)
-        if not value and bottle.request.json:
-            value = bottle.request.json.get(name)
-        return value
-
     def memberships(identity):
         return set(identity.user.groups) | set(identity.user.roles)
 
     def desktop_type_for(identity, implied=None):
         """The desktop type the request names (desktop_type), checked; without one, what
         `implied(identity)` says (the old product's requests named none)."""
-        slug = param("desktop_type")
+        slug = request_value("desktop_type")
         if not slug and implied is not None:
             slug = implied(identity)
         if not slug:
@@ -190,7 +192,8 @@ def add_routes(app, context):
         usable = catalog.usable_by(memberships(identity), identity.is_admin)
         every = [entry(identity, t, rows.get(t.slug)) for t in usable]
         # "containers": the old product's name, for the desktops that have one.
-        return {"desktops": every, "containers": [item for item in every if item["status"] not in ("absent", "removed")]}
+        return {"desktops": every,
+                "containers": [item for item in every if item["status"] not in ("absent", "removed")]}
 
     def own_row(identity):
         desktop_type = desktop_type_for(identity, only_desktop)

@@ -1,7 +1,9 @@
 """The classroom's API: a teacher's classes, a class with its members' desktops and their
 thumbnails, stopping a class at the end of a lesson, showing the teacher's own desktop to
-the class (a demo), what a person may know about being watched, and the demos shown to them. Who may see and watch is iservdesk/classroom.py's;
-the class page itself is rendered by web/ui.py. With CLASSROOM=off every route is 404.
+the class (a demo), preparing desktops for a lesson, handing out material and collecting
+assignments, what a person may know about being watched, and the demos shown to them. Who
+may see and watch is iservdesk/classroom.py's; the class page itself is rendered by
+web/ui.py. With CLASSROOM=off every route is 404.
 """
 
 import datetime
@@ -15,7 +17,7 @@ from .. import db
 from ..classroom import group_name
 from ..desktops import ACTIVE, Status
 from ..errors import BadRequest, DesktopNotFound, DesktopNotRunning, Forbidden, NotFound
-from .api import attachment, desktop_json, file_request
+from .api import attachment, desktop_json, file_request, request_value
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,7 @@ def add_routes(app, context):
         enabled()
         identity = require_user()
         group = class_of(identity, group)
-        slug = bottle.request.params.get("desktop_type") or (bottle.request.json or {}).get("desktop_type")
+        slug = request_value("desktop_type")
         if not isinstance(slug, str) or not slug:
             raise BadRequest("Say which of your desktops to show (desktop_type).", code="missing_desktop_type")
         row = desktops.find(identity.user, slug)
@@ -142,11 +144,10 @@ def add_routes(app, context):
         enabled()
         identity = require_user()
         group = class_of(identity, group)
-        body = bottle.request.json if bottle.request.content_type.startswith("application/json") else None
-        slug = bottle.request.params.get("desktop_type") or (body or {}).get("desktop_type")
+        slug = request_value("desktop_type")
         if not isinstance(slug, str) or slug not in desktops.catalog:
             raise BadRequest("Say which desktop type to prepare (desktop_type).", code="unknown_desktop_type")
-        at = time_of(bottle.request.params.get("at") or (body or {}).get("at"))
+        at = time_of(request_value("at"))
         preparation = context.preparations.plan(identity, group, desktops.catalog[slug], at)
         return {"preparation": next(item for item in context.preparations.listing(group)
                                     if item["id"] == preparation.id)}
@@ -166,8 +167,7 @@ def add_routes(app, context):
     # -- handing out and collecting (iservdesk/handouts.py) --
 
     def text_param(name):
-        body = bottle.request.json if bottle.request.content_type.startswith("application/json") else None
-        value = bottle.request.params.get(name) or (body or {}).get(name) or ""
+        value = request_value(name, "")
         if not isinstance(value, str):
             raise BadRequest("%s: expected text." % name, code="bad_request")
         return value.strip()

@@ -6,18 +6,13 @@ import bottle
 
 from .. import db, tokens
 from ..errors import Forbidden
+from .api import request_value
 
 
 def add_routes(app, context):
     require_user = context.auth.require_user
     clock = context.clock
     database = context.database
-
-    def body():
-        return bottle.request.json if bottle.request.content_type.startswith("application/json") else {}
-
-    def value(name, default=None):
-        return bottle.request.params.get(name) or (body() or {}).get(name) or default
 
     def from_browser():
         identity = require_user()
@@ -44,8 +39,8 @@ def add_routes(app, context):
         """{"token": ..., shown this once, and what /api/tokens lists of it}."""
         identity = from_browser()
         with db.write(database):
-            token, row = tokens.create(identity.user, value("name"), value("expires_in_days", 90),
-                                       identity.user.username, clock())
+            token, row = tokens.create(identity.user, request_value("name"),
+                                       request_value("expires_in_days", 90), identity.user.username, clock())
         bottle.response.set_header("Cache-Control", "no-store")
         return dict(tokens.json(row, clock()), token=token)
 
@@ -73,9 +68,10 @@ def add_routes(app, context):
         """A token with admin rights for the service account `service` (made when new)."""
         identity = admin()
         with db.write(database):
-            account = tokens.service_account(value("service") or "", clock())
-            token, row = tokens.create(account, value("name") or value("service"), value("expires_in_days", 90),
-                                       identity.user.username, clock(), admin=True)
+            account = tokens.service_account(request_value("service") or "", clock())
+            token, row = tokens.create(account, request_value("name") or request_value("service"),
+                                       request_value("expires_in_days", 90), identity.user.username, clock(),
+                                       admin=True)
         bottle.response.set_header("Cache-Control", "no-store")
         return dict(tokens.json(row, clock()), token=token)
 
