@@ -277,7 +277,7 @@ def remove_old_homes(desktops, now, after, dry_run, report):
             for volume in owned[user.uuid]:
                 desktops.engine.remove_home(volume)
             with db.write(desktops.database):
-                db.Desktop.update(status=Status.REMOVED, container_id=None, host_port=None, secret=None,
+                db.Desktop.update(status=Status.REMOVED, container_id=None, host_port=None, address=None, secret=None,
                                   view_secret=None, home_volume=None, message="").where(
                     db.Desktop.user == user).execute()
                 announced.delete_instance()
@@ -360,7 +360,7 @@ def remove_if_stopped(desktops, row, now, after, dry_run=False):
     if not dry_run:
         desktops.engine.remove(container.id)
         _write(desktops, now, fresh, "removed", {"container_id": container.id}, {
-            "status": Status.REMOVED, "container_id": None, "host_port": None, "secret": None,
+            "status": Status.REMOVED, "container_id": None, "host_port": None, "address": None, "secret": None,
             "view_secret": None,
             "message": "Removed after %s unused; your files are kept. Starting it again sets up a "
                        "fresh desktop." % human_duration(after)})

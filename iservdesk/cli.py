@@ -109,15 +109,17 @@ def open_desktops(config, clock=db.utcnow):
     from .desktops import catalog as catalogmodule
     from .desktops.docker import DockerEngine
     from .desktops.events import Bus
+    from .desktops.swarm import SwarmEngine
     from .desktops.lifecycle import Desktops
 
     catalog = catalogmodule.load(config.desktops_file, config.kasm_image)
     database = db.open_database(config.database_uri)
     db.migrate(database)
     installation = db.installation_id(database)
-    engine = DockerEngine(config.docker_url, timeout=config.docker_timeout, port_range=config.host_port_range,
-                          network="%s-desktops" % config.container_prefix,
-                          network_labels={"de.iservdesk.installation": installation})
+    backend = SwarmEngine if config.docker_backend == "swarm" else DockerEngine
+    engine = backend(config.docker_url, timeout=config.docker_timeout, port_range=config.host_port_range,
+                     network="%s-desktops" % config.container_prefix,
+                     network_labels={"de.iservdesk.installation": installation})
     return database, Desktops(config, catalog, engine, database, Bus(), clock=clock)
 
 

@@ -237,6 +237,14 @@ def parse_concurrency(value):
     return parse_positive_int(value)
 
 
+def parse_backend(value):
+    """DOCKER_BACKEND: "engine" (one Docker host) or "swarm" (a Docker Swarm's manager)."""
+    lowered = value.strip().lower()
+    if lowered not in ("engine", "swarm"):
+        raise ValueError("expected engine or swarm")
+    return lowered
+
+
 def parse_desktop_access(value):
     """ADMIN_DESKTOP_ACCESS: "off", "view" or "full" (true and false mean full and off)."""
     lowered = value.strip().lower()
@@ -330,6 +338,9 @@ SCHEMA = (
             "viewers it opened. " + DURATION_HELP),
     Setting("DOCKER_URL", "unix:///var/run/docker.sock", parse_docker_url,
             "How to reach the Docker engine."),
+    Setting("DOCKER_BACKEND", "engine", parse_backend,
+            "engine: desktops run on this host's Docker engine. swarm: DOCKER_URL is a manager of a "
+            "Docker Swarm and each desktop is a service on one of its nodes (README: Docker Swarm)."),
     Setting("DOCKER_TIMEOUT", "10", parse_duration_seconds,
             "How long to wait for an answer from the Docker engine. " + DURATION_HELP),
     Setting("KASM_IMAGE", "kasmweb/ubuntu-focal-desktop:1.15.0", parse_str,
@@ -340,7 +351,8 @@ SCHEMA = (
             "Leave empty: each container gets its own random password. "
             "Setting it forces one password for all containers.", secret=True),
     Setting("HOST_PORT_RANGE", "7000-8000", parse_port_range,
-            "Host ports (bound to 127.0.0.1 only) handed out to desktop containers."),
+            "Host ports (bound to 127.0.0.1 only) handed out to desktop containers; on a Swarm, "
+            "published on the desktop's node, where only the portal may reach them."),
     Setting("DESKTOPS_FILE", "/etc/iservdesk/desktops.toml", parse_str,
             "Catalog of desktop types (TOML; see the shipped file for its fields)."),
     Setting("MAX_DESKTOPS", "30", parse_positive_int,

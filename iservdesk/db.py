@@ -220,6 +220,19 @@ class ApiToken(BaseModel):
         table_name = "api_tokens"
 
 
+class HomeNode(BaseModel):
+    """On a Swarm without shared homes: the node that holds a home volume, so that every
+    later desktop with that home runs there (desktops/swarm.py)."""
+
+    volume = peewee.TextField(primary_key=True)
+    node = peewee.TextField()  # the node's id
+    hostname = peewee.TextField()  # for people
+    pinned_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "home_nodes"
+
+
 class Session(BaseModel):
     """A signed-in browser or API client. Only the hash of the session id is stored."""
 
@@ -276,10 +289,17 @@ class Desktop(BaseModel):
     # after PREPARED_UNUSED_TIMEOUT); cleared at the owner's first use.
     prepared_at = UTCDateTimeField(null=True)
     preparation_id = peewee.IntegerField(null=True)
+    # Where host_port is: a Swarm node's address; None for 127.0.0.1 (one Docker engine).
+    address = peewee.TextField(null=True)
 
     class Meta:
         table_name = "desktops"
         indexes = ((("user", "desktop_type"), True),)
+
+    @property
+    def target(self):
+        """Where the proxy reaches the container (proxy.endpoint() reads it)."""
+        return (self.address, self.host_port) if self.address else self.host_port
 
 
 class Event(BaseModel):
@@ -461,6 +481,15 @@ MIGRATIONS = (
             revoked_at TEXT
         );
         CREATE INDEX api_tokens_user_id ON api_tokens (user_id);
+    """),
+    ("Docker Swarm: desktops on nodes, homes pinned to nodes", """
+        ALTER TABLE desktops ADD COLUMN address TEXT;
+        CREATE TABLE home_nodes (
+            volume TEXT NOT NULL PRIMARY KEY,
+            node TEXT NOT NULL,
+            hostname TEXT NOT NULL,
+            pinned_at TEXT NOT NULL
+        );
     """),
 )
 

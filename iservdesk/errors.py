@@ -135,6 +135,12 @@ class TooManyDesktops(TooMany):
                       "few minutes, or stop a desktop you no longer need.")
 
 
+class NoRoom(TooMany):
+    """On a Swarm: no node that may run the desktop has the memory it reserves left."""
+    code = "no_room"
+    public_message = TooManyDesktops.public_message
+
+
 class NameTaken(Conflict):
     """A desktop or container name belongs to another account."""
     code = "name_taken"
@@ -194,6 +200,13 @@ class StartFailed(DesktopError):
 class StartTimeout(DesktopError):
     code = "start_timeout"
     public_message = "The desktop did not become ready in time. Please try again."
+
+
+class NodeUnavailable(DesktopError):
+    """On a Swarm: the node that keeps the desktop's home is down or drained."""
+    code = "node_unavailable"
+    public_message = ("The server that keeps this desktop's files is not available right now. Please try "
+                      "again later, or tell your IT admin.")
 
 
 class NetworkUnsafe(DesktopError):

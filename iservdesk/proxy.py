@@ -1,8 +1,8 @@
 """HTTP and WebSocket reverse proxy into one desktop container, at wire speed.
 
 Owns the bytes on the wire: path normalisation, which headers cross in each direction,
-the TLS connection to the container's 127.0.0.1 port with the injected Basic auth, the
-verbatim WebSocket handshake and the raw relay after it. Who may use which desktop is
+the TLS connection to the container's port (on 127.0.0.1, or a Swarm node's address) with
+the injected Basic auth, the verbatim WebSocket handshake and the raw relay after it. Who may use which desktop is
 decided by web/desktop.py before anything here runs.
 
 KasmVNC is strict (the demo image's DEMO_MODE=strict front imitates it, see
@@ -142,8 +142,9 @@ def upstream_target(rest, query):
 
 
 def _client_context():
-    """TLS to the container's 127.0.0.1 port: its certificate is self-signed and made anew
-    at every container start, so verifying is impossible (and pointless on loopback)."""
+    """TLS to the container's port: its certificate is self-signed and made anew at every
+    container start, so verifying is impossible (on loopback pointless; a Swarm node's
+    port answers the portal's address only, see README "Docker Swarm")."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -153,11 +154,17 @@ def _client_context():
 CONTEXT = _client_context()
 
 
-def answers(port, timeout=2.0):
-    """True when https://127.0.0.1:<port>/ answers with an HTTP status (any, 401 included):
-    how a start knows its desktop is ready."""
+def endpoint(target):
+    """(address, port) of a desktop: `target` is a port on 127.0.0.1 (one Docker engine) or
+    an (address, port) pair (a Swarm node's)."""
+    return target if isinstance(target, tuple) else ("127.0.0.1", target)
+
+
+def answers(target, timeout=2.0):
+    """True when https://<target>/ answers with an HTTP status (any, 401 included): how a
+    start knows its desktop is ready."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+        with socket.create_connection(endpoint(target), timeout=timeout) as raw:
             with CONTEXT.wrap_socket(raw) as tls:
                 tls.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
                 return tls.recv(16).startswith(b"HTTP/1.")
@@ -193,8 +200,8 @@ class TLSPipe:
         self.run = 0  # bytes of the current run of large reads
 
     @classmethod
-    def connect(cls, port, timeout=CONNECT_TIMEOUT):
-        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def connect(cls, target, timeout=CONNECT_TIMEOUT):
+        raw = socket.create_connection(endpoint(target), timeout=timeout)
         pipe = cls(raw)
         try:
             while True:
@@ -506,13 +513,13 @@ class _Connection(http.client.HTTPConnection):
     http.client closes its connection as soon as it has read the head of a response that
     will close; the pipe must live on for the body, until release()."""
 
-    def __init__(self, port, silence):
-        super().__init__("127.0.0.1", port, timeout=silence)
-        self._port = port
+    def __init__(self, target, silence):
+        super().__init__(*endpoint(target), timeout=silence)
+        self._target = target
         self.pipe = None
 
     def connect(self):
-        self.pipe = TLSPipe.connect(self._port)
+        self.pipe = TLSPipe.connect(self._target)
         self.pipe.settimeout(self.timeout)
         self.sock = self.pipe
 
@@ -526,16 +533,16 @@ class _Connection(http.client.HTTPConnection):
             self.pipe.close()
 
 
-def screenshot(port, secret, width, height, timeout=CONNECT_TIMEOUT):
+def screenshot(target, secret, width, height, timeout=CONNECT_TIMEOUT):
     """A JPEG of the desktop's screen scaled to fit width x height, from KasmVNC's owner-only
     GET /api/get_screenshot (the demo image answers the same); raises UpstreamError.
     With the owner's credentials, which never leave the portal: the picture is the
     portal's to pass on, to whom web/ decides."""
-    connection = _Connection(port, timeout)
+    connection = _Connection(target, timeout)
     try:
         connection.putrequest("GET", "/api/get_screenshot?width=%d&height=%d" % (width, height),
                               skip_host=True, skip_accept_encoding=True)
-        connection.putheader("Host", "127.0.0.1:%d" % port)
+        connection.putheader("Host", "%s:%d" % endpoint(target))
         connection.putheader("Authorization", "Basic " + base64.b64encode(
             ("kasm_user:" + secret).encode()).decode())
         connection.putheader("Connection", "close")
@@ -551,8 +558,9 @@ def screenshot(port, secret, width, height, timeout=CONNECT_TIMEOUT):
         connection.release()
 
 
-def http_request(environ, rest, port, secret, silence):
-    """Send the browser's request to the container, streaming its body; return a Response.
+def http_request(environ, rest, desktop, secret, silence):
+    """Send the browser's request to the container at `desktop` (see endpoint()), streaming its
+    body; return a Response.
 
     Raises UpstreamError when the container cannot be reached or does not answer. After
     `silence` seconds without a byte from the container the request, or the streamed
@@ -560,7 +568,7 @@ def http_request(environ, rest, port, secret, silence):
     """
     method = environ["REQUEST_METHOD"]
     target = upstream_target(rest, environ.get("QUERY_STRING", ""))
-    connection = _Connection(port, silence)
+    connection = _Connection(desktop, silence)
     started = time.monotonic()
     try:
         connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)

@@ -28,6 +28,7 @@ class Status(enum.StrEnum):
     STOPPED = "stopped"    # the container exists but does not run; a start resumes it
     ERROR = "error"        # the last start failed (the row's message says why); a start retries
     REMOVED = "removed"    # no container; the home volume stays, a start makes a new container
+    LOST = "lost"          # on a Swarm: its node does not answer; it comes back with the node
 
 
 # A start job works on the desktop or waits for its turn (in the portal's process: maybe

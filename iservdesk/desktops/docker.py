@@ -202,8 +202,8 @@ class DockerEngine(Engine):
         if not self.has_image(image):
             raise PullFailed(detail="pulling %s ended without the image" % image)
 
-    def reserve(self):
-        return self.ports.reserve()
+    def reserve(self, memory="", node=""):
+        return self.ports.reserve()  # the host's memory is MAX_DESKTOPS's business here
 
     def release(self, reservation):
         if reservation is not None:
@@ -392,11 +392,11 @@ class DockerEngine(Engine):
                 return tar.extractfile(member).read()
         return None
 
-    def screenshot(self, host_port, secret, width, height):
+    def screenshot(self, target, secret, width, height):
         try:
-            return proxy.screenshot(host_port, secret, width, height)
+            return proxy.screenshot(target, secret, width, height)
         except proxy.UpstreamError as error:
-            raise DesktopUnreachable(detail="the desktop on port %s: %s" % (host_port, error)) from None
+            raise DesktopUnreachable(detail="the desktop at %s:%s: %s" % (*proxy.endpoint(target), error)) from None
 
     # -- the desktops' network --
 

@@ -21,12 +21,20 @@ class Container:
     name: str
     state: str  # Docker's words: created, running, paused, restarting, exited, dead
     labels: dict
-    host_port: int  # where the proxy reaches port 6901 on 127.0.0.1, or None
+    host_port: int  # where the proxy reaches port 6901 (at `address`), or None
     environment: dict
+    address: str = "127.0.0.1"  # the host the proxy connects to: a Swarm node's, or loopback
+    node: str = ""  # the Swarm node it runs on (its id), "" on a single engine
+    node_name: str = ""  # that node's host name
 
     @property
     def running(self):
         return self.state == "running"
+
+    @property
+    def lost(self):
+        """Its node is down: it may be running there, but nobody can reach it."""
+        return self.state == "lost"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +51,7 @@ class DesktopSpec:
     memory: str
     cpus: float
     pids: int
+    node: str = ""  # run on this Swarm node only (where the home is); "" for anywhere
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,10 +88,11 @@ class Engine:
         blocks cooperatively until done. Raises PullFailed."""
         raise NotImplementedError
 
-    def reserve(self):
-        """Hold what one more container needs (a host port on Docker; capacity elsewhere), so
-        that a full host answers the click on Start at once; returns a reservation for
-        create() and release(). Raises NoFreePort."""
+    def reserve(self, memory=0):
+        """Hold what one more container needs (a host port; on a Swarm also `memory` bytes on
+        a node that has them), so that a full host answers the click on Start at once;
+        returns a reservation for create() and release(). Raises NoFreePort, or NoRoom (429)
+        when no node can take `memory` more."""
         raise NotImplementedError
 
     def release(self, reservation):
@@ -157,10 +167,10 @@ class Engine:
         start with "kasm-user/"."""
         raise NotImplementedError
 
-    def screenshot(self, host_port, secret, width, height):
+    def screenshot(self, target, secret, width, height):
         """A JPEG of the desktop's screen scaled to fit width x height, fetched with the
-        owner's `secret` where the proxy reaches the desktop (the row's host_port). Raises
-        DesktopUnreachable."""
+        owner's `secret` where the proxy reaches the desktop (the row's target: a port on
+        loopback or (address, port)). Raises DesktopUnreachable."""
         raise NotImplementedError
 
     def write_file(self, container_id, path, data, mode=0o644):

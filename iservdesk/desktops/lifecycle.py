@@ -24,8 +24,8 @@ import gevent
 import gevent.lock
 
 from .. import db, metrics, proxy
-from ..errors import (ContainerTaken, DesktopNotFound, DesktopNotRunning, IServDeskError, NameTaken, PortTaken,
-                      StartFailed, StartTimeout, TooManyDesktops)
+from ..errors import (ContainerTaken, DesktopNotFound, DesktopNotRunning, IServDeskError, NameTaken, NodeUnavailable,
+                      PortTaken, StartFailed, StartTimeout, TooManyDesktops)
 from . import ACTIVE, DESKTOP, HALTED, LABEL, OWNER, TYPE, USER, Status
 from .engine import ContainerExists, DesktopSpec
 from .homes import Homes, free_name, owned_by
@@ -136,6 +136,8 @@ class Desktops:
             if container is not None and container.running and row.status == Status.RUNNING:
                 self.record_access(row, now)
                 return row
+            if container is not None and container.lost:
+                raise NodeUnavailable(detail="the node %s of %s does not answer" % (container.node_name, row.name))
             # From the claim until its job exists, the reconciler must not take the row
             # (starting, no container, no job) for a start that died with an earlier process.
             self.claimed.add(row.name)
@@ -147,7 +149,7 @@ class Desktops:
                     raise
                 try:
                     # A new container needs a port: reserve it now, so a full range is a 503 at once.
-                    reservation = self.engine.reserve() if container is None else None
+                    reservation = self._reserve(row, desktop_type) if container is None else None
                 except BaseException:
                     self._unclaim(row, previous)
                     raise
@@ -244,7 +246,7 @@ class Desktops:
                 continue
             try:
                 container = self.engine.inspect(row.container_id) if row.container_id else None
-                reservation = self.engine.reserve() if container is None else None
+                reservation = self._reserve(row, desktop_type) if container is None else None
             except IServDeskError as error:
                 log.warning("queued start of %s cannot be resumed: %s", row.name, error.detail)
                 self._set(row, status=Status.ERROR, queued_at=None, message=error.public_message)
@@ -272,12 +274,12 @@ class Desktops:
                     container = self._create(row, desktop_type, reservation)
                 elif not container.running:
                     container = self._resume(row, desktop_type, container)
-                self._set(row, host_port=container.host_port)
+                self._set(row, host_port=container.host_port, address=container.address)
                 self._wait_ready(row)
                 now = self.clock()
                 self._set(row, status=Status.RUNNING, message="", started_at=now, last_access_at=now)
                 metrics.DESKTOP_START_SECONDS.observe(time.monotonic() - started)
-                log.info("desktop %s is running on 127.0.0.1:%s", row.name, row.host_port)
+                log.info("desktop %s is running on %s:%s", row.name, *proxy.endpoint(row.target))
             except IServDeskError as error:
                 metrics.DESKTOP_START_FAILURES.inc(desktop_type.slug, error.code)
                 log.warning("desktop %s failed to start: %s", row.name, error.detail)
@@ -302,7 +304,7 @@ class Desktops:
         except PortTaken:
             log.warning("the port of %s stays taken; replacing its container", row.name)
             self.engine.remove(container.id)
-            self._set(row, container_id=None, host_port=None, secret=None, view_secret=None)
+            self._set(row, container_id=None, host_port=None, address=None, secret=None, view_secret=None)
             return self._create(row, desktop_type)
 
     def _create(self, row, desktop_type, reservation=None):
@@ -328,6 +330,7 @@ class Desktops:
         labels = {**self.labels, OWNER: row.user.uuid, USER: row.user.username,
                   TYPE: desktop_type.slug, DESKTOP: row.name}
         home = self.homes.choose(row, labels)
+        node = self._home_node(home)
         for hook in self.home_hooks:
             try:
                 hook(row, home, image)
@@ -337,7 +340,7 @@ class Desktops:
             name=self.container_name(row.name), image=image, container_port=self.config.kasm_container_port,
             environment={**desktop_type.environment, "VNC_PW": secret, "VNC_VIEW_ONLY_PW": view_secret},
             labels=labels, home=home, shm_size=desktop_type.shm_size,
-            memory=desktop_type.memory, cpus=desktop_type.cpus, pids=desktop_type.pids)
+            memory=desktop_type.memory, cpus=desktop_type.cpus, pids=desktop_type.pids, node=node)
         try:
             container = self.engine.create(spec, reservation)
         except ContainerExists:
@@ -350,19 +353,39 @@ class Desktops:
                             container.labels.get(OWNER) if container else "not iservdesk", row.user.uuid)
                 raise ContainerTaken(detail="container %s is not desktop %s's"
                                      % (spec.name, row.name)) from None
-            self._set(row, container_id=container.id, host_port=container.host_port,
+            self._set(row, container_id=container.id, host_port=container.host_port, address=container.address,
                       secret=container.environment.get("VNC_PW") or row.secret,
                       view_secret=container.environment.get("VNC_VIEW_ONLY_PW"))
             return container if container.running else self.engine.start(container.id)
-        self._set(row, container_id=container.id, host_port=container.host_port, secret=secret,
+        self._set(row, container_id=container.id, host_port=container.host_port, address=container.address, secret=secret,
                   view_secret=view_secret)
         log.info("created container %s for %s", spec.name, row.user.username)
+        if container.node and not node:
+            self._pin(home, container)
         return container
+
+    def _reserve(self, row, desktop_type):
+        """engine.reserve() for a new container of `row` (on the node of its home, if that
+        is pinned to one)."""
+        return self.engine.reserve(desktop_type.memory, self._home_node(row.home_volume))
+
+    @staticmethod
+    def _home_node(volume):
+        """The Swarm node that holds the home `volume`, or "" (anywhere)."""
+        pinned = db.HomeNode.get_or_none(db.HomeNode.volume == volume) if volume else None
+        return pinned.node if pinned else ""
+
+    def _pin(self, home, container):
+        """Remember the node the home was made on: later desktops with it must run there."""
+        with db.write(self.database):
+            db.HomeNode.insert(volume=home, node=container.node, hostname=container.node_name,
+                               pinned_at=self.clock()).on_conflict_ignore().execute()
+        log.info("home %s is on node %s from now on", home, container.node_name or container.node)
 
     def _wait_ready(self, row):
         deadline = time.monotonic() + self.config.desktop_ready_timeout
         while time.monotonic() < deadline:
-            if proxy.answers(row.host_port):
+            if proxy.answers(row.target):
                 return
             container = self.engine.inspect(row.container_id)
             if container is None or container.state not in ("running", "created", "restarting"):
@@ -399,7 +422,7 @@ class Desktops:
             self._cancel_job(row.name)
             if row.container_id:
                 self.engine.remove(row.container_id)
-            self._set(row, status=Status.REMOVED, message="", container_id=None, host_port=None, secret=None,
+            self._set(row, status=Status.REMOVED, message="", container_id=None, host_port=None, address=None, secret=None,
                       view_secret=None, queued_at=None)
             with db.write(self.database):
                 db.record("desktop.remove", actor=actor, target=row.name)

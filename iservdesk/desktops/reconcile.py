@@ -12,8 +12,8 @@ reconcile with run(). Each repair is logged once, when it is written.
 What is repaired:
 - a row without a container whose start is not under way: the start died with an earlier
   portal process (error, start again);
-- a row whose container is gone (removed), stopped (stopped), running again (running), or
-  labelled as another person's (the row lets go of it; the container is left alone);
+- a row whose container is gone (removed), stopped (stopped), running again (running), on a
+  Swarm node that does not answer (lost), or labelled as another person's (the row lets go of it; the container is left alone);
 - a labelled container without a row: adopted into its owner's row of its type (made
   when missing), unless that row has a container already or the container is found under
   another person's desktop. A container whose owner or type this installation does not
@@ -76,7 +76,7 @@ def plan(rows, containers, busy, types, users, now):
             continue
         known.add(row.container_id)
         container = by_id.get(row.container_id)
-        gone = {"status": Status.REMOVED, "container_id": None, "host_port": None, "secret": None,
+        gone = {"status": Status.REMOVED, "container_id": None, "host_port": None, "address": None, "secret": None,
                 "view_secret": None}
         if container is not None and not owned_by(container, row.user):
             # Linked by an older release that adopted by name: let go of it, leave it alone.
@@ -85,10 +85,15 @@ def plan(rows, containers, busy, types, users, now):
         elif container is None:
             repairs.append(Repair(row.name, "container gone", row.id, expected, {
                 **gone, "message": "The desktop was removed outside iservdesk."}))
+        elif container.lost:
+            if row.status != Status.LOST:
+                repairs.append(Repair(row.name, "lost with its node %s" % (container.node_name or "?"), row.id,
+                                      expected, {"status": Status.LOST,
+                                                 "message": "The server of this desktop does not answer."}))
         elif container.running and row.status != Status.RUNNING:
             repairs.append(Repair(row.name, "running again", row.id, expected, {
-                "status": Status.RUNNING, "host_port": container.host_port, "message": ""}))
-        elif not container.running and row.status in ACTIVE:
+                "status": Status.RUNNING, "host_port": container.host_port, "address": container.address, "message": ""}))
+        elif not container.running and (row.status in ACTIVE or row.status == Status.LOST):
             repairs.append(Repair(row.name, "stopped", row.id, expected, {
                 "status": Status.STOPPED, "stopped_at": now,
                 "message": "The desktop was stopped outside iservdesk."}))
@@ -115,7 +120,7 @@ def plan(rows, containers, busy, types, users, now):
                 notes.append("container %s is labelled as desktop %s, which has another container; "
                              "left alone" % (container.name, row.name))
             continue
-        fields = {"container_id": container.id, "host_port": container.host_port,
+        fields = {"container_id": container.id, "host_port": container.host_port, "address": container.address,
                   "secret": container.environment.get("VNC_PW"), "message": "",
                   "status": Status.RUNNING if container.running else Status.STOPPED}
         if not container.running:
@@ -207,7 +212,7 @@ def _with_secret(engine, repair, now):
         return None
     fields = {**repair.fields, "secret": container.environment.get("VNC_PW"),
               "view_secret": container.environment.get("VNC_VIEW_ONLY_PW"),
-              "host_port": container.host_port,
+              "host_port": container.host_port, "address": container.address,
               "status": Status.RUNNING if container.running else Status.STOPPED}
     if not container.running:
         fields["stopped_at"] = now

@@ -310,7 +310,7 @@ def add_routes(app, context):
             raise DesktopNotRunning()
         taken, picture = pictures.get(row.name, (0, None))
         if time.monotonic() - taken > THUMBNAIL_FRESH:
-            picture = desktops.engine.screenshot(row.host_port, row.secret, *THUMBNAIL)
+            picture = desktops.engine.screenshot(row.target, row.secret, *THUMBNAIL)
             pictures[row.name] = time.monotonic(), picture
         with db.write(context.database):
             classroom.looked(identity, row)

@@ -389,7 +389,7 @@ def add_routes(app, context):
         if rest == "/" and websocket is None and environ.get("HTTP_SEC_FETCH_DEST") == "document":
             return frame_page(row)
 
-        port, secret = row.host_port, row.secret
+        target, secret = row.target, row.secret
         # Watching uses KasmVNC's view-only user: the desktop itself refuses the input.
         user = "kasm_user"
         if access in VIEW_ONLY:  # looking on is no use of the desktop: idle stays idle
@@ -402,9 +402,9 @@ def add_routes(app, context):
             if viewers.count(identity.session.id_hash) >= WEBSOCKETS_PER_SESSION:
                 raise TooMany("Too many desktop connections are open in this session. Close some tabs "
                               "and try again.", code="too_many_websockets")
-            return tunnel(websocket, identity, rest, row, port, secret, user, access)
+            return tunnel(websocket, identity, rest, row, target, secret, user, access)
         try:
-            response = proxy.http_request(environ, rest or "/", port, secret, config.proxy_timeout)
+            response = proxy.http_request(environ, rest or "/", target, secret, config.proxy_timeout)
         except proxy.UpstreamError as error:
             log.warning("desktop %s did not answer: %s", row.name, error)
             desktops.reconcile_soon()
@@ -431,9 +431,9 @@ def add_routes(app, context):
         environ[PROXIED] = True
         return response
 
-    def tunnel(websocket, identity, rest, row, port, secret, user, access):
+    def tunnel(websocket, identity, rest, row, target, secret, user, access):
         try:
-            upstream = proxy.TLSPipe.connect(port)
+            upstream = proxy.TLSPipe.connect(target)
             upstream.sendall(proxy.websocket_handshake(bottle.request.environ, rest or "/", secret, user))
             head, pending = proxy.read_head(upstream)
         except (OSError, ssl.SSLError, proxy.UpstreamError) as error:

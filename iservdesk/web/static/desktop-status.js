@@ -13,7 +13,9 @@
     stopped: ["Dieser Desktop ist gestoppt.", "This desktop is stopped."],
     removed: ["Dieser Desktop ist entfernt. Deine Dateien sind noch da.",
               "This desktop was removed. Your files are still there."],
-    error: ["Dieser Desktop konnte nicht starten.", "This desktop could not start."]
+    error: ["Dieser Desktop konnte nicht starten.", "This desktop could not start."],
+    lost: ["Der Server dieses Desktops antwortet gerade nicht. Deine Dateien sind dort; der Desktop ist wieder da, sobald der Server es ist.",
+           "The server of this desktop does not answer right now. Your files are there; the desktop is back as soon as the server is."]
   };
   var busy = ["queued", "pulling", "starting", "new"];
 
