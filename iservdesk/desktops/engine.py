@@ -95,6 +95,10 @@ class Engine:
         when no node can take `memory` more."""
         raise NotImplementedError
 
+    def check_room(self, memory="", node=""):
+        """Raise what reserve() would (NoRoom, NodeUnavailable) for a stopped container about to
+        be started again; nothing to check on one host."""
+
     def release(self, reservation):
         """Give back a reservation (None is fine); idempotent."""
         raise NotImplementedError

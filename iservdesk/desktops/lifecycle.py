@@ -150,6 +150,8 @@ class Desktops:
                 try:
                     # A new container needs a port: reserve it now, so a full range is a 503 at once.
                     reservation = self._reserve(row, desktop_type) if container is None else None
+                    if container is not None and not container.running:
+                        self.engine.check_room(desktop_type.memory, self._home_node(row.home_volume))
                 except BaseException:
                     self._unclaim(row, previous)
                     raise

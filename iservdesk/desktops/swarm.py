@@ -3,13 +3,16 @@
 The portal runs on a manager node and talks to the Swarm through that node's engine. Each
 desktop is a service with one replica; its "container id" is the service id. Stop scales
 it to 0 and start back to 1, so a stopped desktop keeps its spec, its labels, its secrets
-and its placement. The catalog's memory is the task's limit and its reservation: the
-Swarm scheduler places by capacity, and reserve() refuses a start at once (NoRoom, 429)
-when no node that may take the desktop has that much unreserved.
+and its placement. The catalog's memory is the task's limit and its reservation, which
+the Swarm accounts per node; reserve() refuses a start at once (NoRoom, 429) when no
+node that may take the desktop has that much unreserved.
 
-Homes are volumes on the node that first ran the desktop (Docker's local driver): the
-lifecycle records that node (db.HomeNode) and every later desktop with the home is
-pinned there by a placement constraint (DesktopSpec.node). The manager cannot open a
+Homes are volumes on the node that first ran the desktop (Docker's local driver), so a
+new desktop is placed by place() (the ready, active node with the most memory
+unreserved) and pinned there from its first task on by a placement constraint: left to
+the Swarm, a task of a node that went down would be started again elsewhere, on an empty
+home. The lifecycle records the node (db.HomeNode) and every later desktop with the home
+is pinned there too (DesktopSpec.node). The manager cannot open a
 volume on another node, so the file browser, hand-outs and home sizes are not offered on
 a Swarm (EngineRefused, with why); see README "Docker Swarm".
 
@@ -22,14 +25,17 @@ the README does both; `iservdesk check` looks at what the manager can see.
 """
 
 import dataclasses
+import hashlib
 import logging
+import re
 import time
 
 import docker.utils
 import gevent
 
 from ..errors import DesktopError, EngineRefused, NodeUnavailable, NoRoom, StartFailed
-from .docker import DockerEngine
+from .docker import DockerEngine, _split_image
+from . import DESKTOP, LABEL
 from .engine import HOME, Container, ContainerExists
 
 log = logging.getLogger(__name__)
@@ -39,6 +45,19 @@ STARTING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", 
 SCHEDULE_WAIT = 4.0  # seconds the scheduler gets to find a node before a start is refused
 NO_NODE = ("no suitable node", "insufficient resources")
 STOP_GRACE = 10  # seconds a desktop's processes get to end on stop
+
+
+NAME = LABEL + "name"  # a service's label: the container name it stands for
+
+
+def service_name(name):
+    """A Swarm service name for the container name `name`: services must be DNS labels
+    (letters, digits, "-", at most 63), account names may hold "." and "_". Where that
+    changes the name, a short hash of it keeps "a.b" and "a-b" apart."""
+    plain = re.sub(r"[^A-Za-z0-9-]", "-", name)
+    if plain == name and len(name) <= 63:
+        return name
+    return "%s-%s" % (plain[:54].rstrip("-"), hashlib.sha256(name.encode()).hexdigest()[:8])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +72,7 @@ class Node:
     manager: bool
     memory: int  # bytes the node has
     reserved: int  # bytes reserved by tasks that run or are to run there
-    desktops: tuple  # names of our desktop services with a task there
+    desktops: tuple  # the desktops (label de.iservdesk.desktop) with a task there
 
     @property
     def usable(self):
@@ -87,7 +106,8 @@ class SwarmEngine(DockerEngine):
         tasks = self._ask("list tasks", self.client.api.tasks, filters={"desired-state": "running"})
         services = {}
         if labels is not None:
-            services = {service["ID"]: service["Spec"]["Name"] for service in self._services(labels)}
+            services = {service["ID"]: (service["Spec"].get("Labels") or {}).get(DESKTOP, service["Spec"]["Name"])
+                        for service in self._services(labels)}
         reserved, desktops = {}, {}
         for task in tasks:
             node = task.get("NodeID")
@@ -142,7 +162,7 @@ class SwarmEngine(DockerEngine):
             else:
                 state = "exited"
         environment = dict(item.split("=", 1) for item in container_spec.get("Env") or [] if "=" in item)
-        return Container(id=service["ID"], name=spec["Name"], state=state,
+        return Container(id=service["ID"], name=(spec.get("Labels") or {}).get(NAME, spec["Name"]), state=state,
                          labels=dict(spec.get("Labels") or {}), host_port=port, environment=environment,
                          address=node.address if node else "", node=node.id if node else "",
                          node_name=node.hostname if node else "")
@@ -178,31 +198,44 @@ class SwarmEngine(DockerEngine):
 
     # -- capacity --
 
-    def reserve(self, memory="", node=""):
+    def place(self, memory="", node=""):
+        """The node for a desktop that reserves `memory` (on `node` only, if given): the ready
+        and active one with the most memory unreserved, counting the starts of this process
+        whose service is not made yet. Raises NodeUnavailable when `node` is not ready and
+        active, NoRoom when no candidate has `memory` left."""
         needed = _bytes(memory)
+        nodes = self.nodes()
+        if node:
+            home = next((found for found in nodes if found.id == node), None)
+            if home is None or not home.usable:
+                log.warning("the node %s that holds a home is %s", home.hostname if home else node,
+                            "%s and %s" % (home.state, home.availability) if home else "gone")
+                raise NodeUnavailable(detail="the home's node %s is not ready and active" % node)
+        candidates = [found for found in nodes if found.usable and (not node or found.id == node)]
+        waiting = {}
+        for chosen, amount in self.pending.values():
+            waiting[chosen] = waiting.get(chosen, 0) + amount
+        best = max(candidates, key=lambda found: found.free - waiting.get(found.id, 0), default=None)
+        if best is None or best.free - waiting.get(best.id, 0) < needed:
+            log.warning("no node of the Swarm can take %s more (%s)", memory or "a desktop", ", ".join(
+                "%s: %d MiB unreserved" % (found.hostname, found.free >> 20) for found in candidates)
+                or "no node is ready and active")
+            raise NoRoom(detail="no node can reserve %s" % (memory or "a desktop"))
+        return best.id, needed
+
+    def reserve(self, memory="", node=""):
         port = self.ports.reserve()
         try:
-            nodes = self.nodes() if needed or node else []
-            home = next((found for found in nodes if found.id == node), None)
-            if node and (home is None or not home.usable):
-                log.warning("the node %s that holds a home is %s", home.hostname if home else node,
-                            "%s, %s" % (home.state, home.availability) if home else "gone")
-                raise NodeUnavailable(detail="the home's node %s is not ready and active" % node)
-            if needed:
-                candidates = [found for found in nodes if found.usable and (not node or found.id == node)]
-                waiting = sum(self.pending.values())
-                if not any(found.free >= needed for found in candidates) \
-                        or sum(found.free for found in candidates) - waiting < needed:
-                    log.warning("no node of the Swarm can take %s more (%s)", memory, ", ".join(
-                        "%s: %d MiB free" % (found.hostname, found.free >> 20) for found in candidates)
-                        or "no node is ready and active" + (" (the home's node %s)" % node if node else ""))
-                    raise NoRoom(detail="no node can reserve %s" % memory)
+            node, needed = self.place(memory, node)
         except BaseException:
             self.ports.release(port)
             raise
-        reservation = (port, needed)
-        self.pending[reservation] = needed
+        reservation = (port, needed, node)
+        self.pending[reservation] = (node, needed)
         return reservation
+
+    def check_room(self, memory="", node=""):
+        self.place(memory, node)
 
     def release(self, reservation):
         if reservation is not None:
@@ -215,10 +248,10 @@ class SwarmEngine(DockerEngine):
         self.ensure_network()
         held = reservation or self.reserve(spec.memory, spec.node)
         try:
-            port = held[0]
-            memory = _bytes(spec.memory)
+            port, memory, node = held
+            node = spec.node or node
             container_spec = {
-                "Image": spec.image, "Labels": spec.labels,
+                "Image": self._reference(spec.image), "Labels": spec.labels,
                 "Env": ["%s=%s" % item for item in spec.environment.items()],
                 "Mounts": [{"Type": "volume", "Source": spec.home, "Target": HOME,
                             "VolumeOptions": {"Labels": spec.labels}},
@@ -235,13 +268,15 @@ class SwarmEngine(DockerEngine):
                 resources["Limits"]["Pids"] = spec.pids
             template = {"ContainerSpec": container_spec, "Resources": resources,
                         "RestartPolicy": {"Condition": "none"},
-                        "Placement": {"Constraints": ["node.id==%s" % spec.node] if spec.node else []},
+                        # Pinned from the start: the home is made on that node, and stays there.
+                        "Placement": {"Constraints": ["node.id==%s" % node]},
                         "Networks": [{"Target": self.network}] if self.network else []}
             endpoint = {"Mode": "dnsrr", "Ports": [{"Protocol": "tcp", "TargetPort": spec.container_port,
                                                     "PublishedPort": port, "PublishMode": "host"}]}
             try:
-                created = self._ask("create", self.client.api.create_service, template, name=spec.name,
-                                    labels=spec.labels, mode={"Replicated": {"Replicas": 1}},
+                created = self._ask("create", self.client.api.create_service, template,
+                                    name=service_name(spec.name), labels={**spec.labels, NAME: spec.name},
+                                    mode={"Replicated": {"Replicas": 1}},
                                     endpoint_spec=endpoint)
             except EngineRefused as error:
                 if "name conflicts" in error.detail or "already exists" in error.detail:
@@ -256,6 +291,20 @@ class SwarmEngine(DockerEngine):
         except DesktopError:
             self.remove(service_id)
             raise
+
+    def _reference(self, image):
+        """The image as the nodes should run it: by digest (repo@sha256:..., as `docker
+        service create` pins it), so every node runs the same image and none asks the
+        registry for a tag at each start; an image without a registry digest (built or
+        loaded here) by its id, which `docker save | docker load` keeps. Unchanged when the
+        manager does not have the image."""
+        with self._translated("inspect the image", gone_is_fine=True):
+            attrs = self.client.api.inspect_image(image)
+            repository = _split_image(image.partition("@")[0])[0]
+            digests = attrs.get("RepoDigests") or []
+            return next((digest for digest in digests if digest.partition("@")[0] == repository),
+                        digests[0] if digests else attrs["Id"])
+        return image
 
     def _scheduled(self, service_id, name):
         """Wait until the Swarm has put the service's task on a node; its Container.

@@ -417,6 +417,28 @@ def add_routes(app, context):
         homes.sort(key=lambda home: (-(home["size"] or 0), home["name"]))
         return {"homes": homes, "quota": context.settings.home_quota}
 
+    @app.get("/api/admin/nodes")
+    def admin_nodes():
+        """On a Swarm: each node with its state, memory and desktops, and the desktops whose
+        homes it holds (pinned): those cannot start while it is down or drained."""
+        require_admin()
+        if not hasattr(desktops.engine, "nodes"):
+            return {"backend": "engine", "nodes": []}
+        pinned = {}
+        for home in db.HomeNode.select():
+            pinned.setdefault(home.node, set()).add(home.volume)
+        rows = list(db.Desktop.select(db.Desktop.name, db.Desktop.home_volume).where(
+            db.Desktop.home_volume.is_null(False)))
+        nodes = []
+        for node in desktops.engine.nodes(desktops.labels):
+            homes = pinned.get(node.id, set())
+            held = sorted(row.name for row in rows if row.home_volume in homes)
+            nodes.append({"id": node.id, "hostname": node.hostname, "address": node.address, "state": node.state,
+                          "availability": node.availability, "manager": node.manager, "memory": node.memory,
+                          "reserved": node.reserved, "free": node.free, "desktops": list(node.desktops),
+                          "homes": held, "affected": held if not node.usable else []})
+        return {"backend": "swarm", "nodes": nodes}
+
     # -- live events --
 
     streams = collections.Counter()  # open event streams by session hash
