@@ -271,10 +271,14 @@ def test_a_node_that_goes_away_loses_its_desktops_and_the_rest_keep_working(on_s
         wait_status(lehrer, "demo", "running")
     finally:
         lab("reconnect", "3")
-    # Back: its desktops are reconciled (they ran on all along).
+    # Back: the Swarm shuts down what it gave up, the portal shows those desktops stopped,
+    # and they start again on their node, with their files.
     for name in gone:
         user = name.rsplit("-", 1)[0]
-        wait_status(clients[user], "tiny", "running", timeout=120)
+        body = wait_status(clients[user], "tiny", "stopped", timeout=120)
+        assert "files are kept" in body["message"]
+        clients[user].post("/api/container/start", params={"desktop_type": "tiny"})
+        wait_status(clients[user], "tiny", "running")
         assert clients[user].get("/desktop/%s/vnc.html" % name).status_code == 200
 
 

@@ -96,7 +96,9 @@ def plan(rows, containers, busy, types, users, now):
         elif not container.running and (row.status in ACTIVE or row.status == Status.LOST):
             repairs.append(Repair(row.name, "stopped", row.id, expected, {
                 "status": Status.STOPPED, "stopped_at": now,
-                "message": "The desktop was stopped outside iservdesk."}))
+                "message": "The server of this desktop was away, so the desktop was stopped. Your files are "
+                           "kept: start it again." if row.status == Status.LOST
+                           else "The desktop was stopped outside iservdesk."}))
 
     by_owner_type = {(row.user.uuid, row.desktop_type): row for row in rows}
     by_name = {row.name: row for row in rows}

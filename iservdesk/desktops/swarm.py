@@ -142,16 +142,24 @@ class SwarmEngine(DockerEngine):
         template = spec.get("TaskTemplate") or {}
         container_spec = template.get("ContainerSpec") or {}
         replicas = ((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas", 1)
+        state = ""
         port = next((int(item["PublishedPort"]) for item in (spec.get("EndpointSpec") or {}).get("Ports") or []
                      if item.get("PublishedPort")), None)
-        # The newest task that is meant to run says where and how the desktop is.
-        current = sorted((task for task in tasks if task.get("DesiredState") == "running"),
-                         key=lambda task: (task.get("Version") or {}).get("Index", 0))
+        tasks = sorted(tasks, key=lambda task: (task.get("Version") or {}).get("Index", 0))
+        # The newest task that is meant to run says where and how the desktop is. When its
+        # node stops answering, the Swarm wants it shut down (no restart: a new task could
+        # only wait for that node, the home's) but cannot tell it: it may run on, unseen.
+        current = [task for task in tasks if task.get("DesiredState") == "running"]
         task = current[-1] if current else None
+        newest = tasks[-1] if tasks else None
+        away = nodes.get(newest.get("NodeID")) if newest else None
+        if replicas and away is not None and away.state != "ready" \
+                and newest["Status"]["State"] in STARTING | {"running"}:
+            task, state = newest, "lost"
         node = nodes.get(task.get("NodeID")) if task else None
         if replicas == 0 or task is None:
             state = "exited" if replicas == 0 else "created"
-        else:
+        elif state != "lost":
             task_state = task["Status"]["State"]
             if node is not None and node.state != "ready":
                 state = "lost"
