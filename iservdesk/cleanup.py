@@ -110,10 +110,12 @@ def run(config, desktops, database, now, dry_run=False):
                                                      & db.Desktop.container_id.is_null(False)):
                     if remove_if_stopped(desktops, row, now, config.remove_stopped_after, dry_run):
                         report.removed.append(row.name)
-                if config.remove_homes_after is not None:
-                    remove_old_homes(desktops, now, config.remove_homes_after, dry_run, report)
-                if not dry_run:
-                    measure_homes(config, desktops, database, now, report)
+                # On a Swarm the homes are on the nodes, out of reach: neither removed nor measured.
+                if desktops.engine.homes_reachable:
+                    if config.remove_homes_after is not None:
+                        remove_old_homes(desktops, now, config.remove_homes_after, dry_run, report)
+                    if not dry_run:
+                        measure_homes(config, desktops, database, now, report)
             except DesktopError as error:
                 report.error = str(error)  # the caller says it once, with the exit status
     except TimeoutError:

@@ -209,6 +209,13 @@ class NodeUnavailable(DesktopError):
                       "again later, or tell your IT admin.")
 
 
+class HomesElsewhere(DesktopError):
+    """On a Swarm: the homes are on the nodes, where the portal cannot open them."""
+    code = "homes_elsewhere"
+    public_message = ("Files cannot be moved in or out here: the desktops of this school run on several "
+                      "servers. Use the desktop itself, e.g. its browser, to move files.")
+
+
 class NetworkUnsafe(DesktopError):
     code = "network_unsafe"
     public_message = "The network for desktops is not set up safely. Please tell your IT admin."

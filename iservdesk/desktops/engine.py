@@ -64,6 +64,10 @@ class Volume:
 class Engine:
     """What the lifecycle, the reconciler and cleanup need from a backend."""
 
+    # False where the portal cannot open the homes (on a Swarm they are on the nodes):
+    # files in and out, hand-outs and home sizes are then not offered.
+    homes_reachable = True
+
     def ping(self):
         """The engine's version string; raises EngineUnreachable."""
         raise NotImplementedError

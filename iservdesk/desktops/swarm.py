@@ -33,7 +33,7 @@ import time
 import docker.utils
 import gevent
 
-from ..errors import DesktopError, EngineRefused, NodeUnavailable, NoRoom, StartFailed
+from ..errors import DesktopError, EngineRefused, HomesElsewhere, NodeUnavailable, NoRoom, StartFailed
 from .docker import DockerEngine, _split_image
 from . import DESKTOP, LABEL
 from .engine import HOME, Container, ContainerExists
@@ -89,6 +89,8 @@ def _bytes(size):
 
 class SwarmEngine(DockerEngine):
     """Desktops as Swarm services, through a manager's engine."""
+
+    homes_reachable = False
 
     def __init__(self, url, timeout=10, port_range=(), network=None, network_labels=None):
         """`network`: the desktops' Swarm network, made from the config-only network
@@ -447,8 +449,8 @@ class SwarmEngine(DockerEngine):
         return self._volume({"Name": name, "Labels": labels})  # made by its node at the first mount
 
     def _elsewhere(self, what):
-        raise EngineRefused(detail="%s: on a Swarm the homes are on the nodes, out of the portal's reach"
-                            % what)
+        raise HomesElsewhere(detail="%s: on a Swarm the homes are on the nodes, out of the portal's reach"
+                             % what)
 
     def open_home(self, name, image, labels, writable=False):
         self._elsewhere("the files of home %s" % name)

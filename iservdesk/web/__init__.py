@@ -107,7 +107,8 @@ def make_app(config, db, desktops, provider=None, clock=dbmodule.utcnow):
                                          config.upload_max_size) if classroom_ is not None else None))
     if context.classroom is not None:
         context.classroom.follow(desktops.bus, db)
-        desktops.home_hooks.append(context.handouts.deliver_pending)
+        if desktops.engine.homes_reachable:
+            desktops.home_hooks.append(context.handouts.deliver_pending)
     app = bottle.Bottle(catchall=False)
     errors.install(app)
     app.install(DatabasePlugin(db))

@@ -117,6 +117,48 @@
       .catch(function (error) { d.notice(error.message); });
   }
 
+  // The Swarm's nodes (DOCKER_BACKEND=swarm): state, memory, desktops, and which desktops
+  // cannot start while their home's node is down or drained.
+  var nodesSection = document.getElementById("nodes-section");
+
+  function nodeState(node) {
+    if (node.state !== "ready") { return ["down", "error"]; }
+    if (node.availability !== "active") { return [node.availability, "stopped"]; }
+    return ["ready", "running"];
+  }
+
+  function loadNodes() {
+    return d.api("GET", "/api/admin/nodes").then(function (answer) {
+      if (answer.backend !== "swarm") { return; }
+      nodesSection.hidden = false;
+      var tbody = nodesSection.querySelector("tbody");
+      tbody.replaceChildren();
+      answer.nodes.forEach(function (node) {
+        var tr = document.createElement("tr");
+        tr.dataset.node = node.hostname;
+        var name = document.createElement("span");
+        name.textContent = node.hostname + " (" + node.address + ")" +
+          (node.manager ? " · " + d.t("admin.node_manager") : "");
+        var state = nodeState(node);
+        var badge = document.createElement("span");
+        badge.className = "badge " + state[1];
+        badge.textContent = d.t("admin.node_" + state[0]);
+        var desktops = document.createElement("span");
+        desktops.textContent = d.t("admin.node_desktops_text", {running: node.desktops.length, homes: node.homes.length});
+        if (node.affected.length) {
+          var warning = document.createElement("strong");
+          warning.className = "node-affected";
+          warning.textContent = d.t("admin.node_affected", {names: node.affected.join(", ")});
+          desktops.append(document.createElement("br"), warning);
+        }
+        [cell(name), cell(badge), cell(d.t("admin.node_memory_text", {
+          reserved: d.size(node.reserved), memory: d.size(node.memory), free: d.size(node.free)})), cell(desktops)]
+          .forEach(function (td) { tr.appendChild(td); });
+        tbody.appendChild(tr);
+      });
+    }).catch(function (error) { d.notice(error.message); });
+  }
+
   // The classes' prepared desktops (with CLASSROOM on): which class, type, when, and what became of it.
   var preparations = document.getElementById("admin-preparations");
 
@@ -201,10 +243,12 @@
     d.events(function () {
       // A burst of changes (stop all) reloads the table once.
       if (pending) { return; }
-      pending = window.setTimeout(function () { pending = null; load(); loadHomes(); }, 150);
+      pending = window.setTimeout(function () { pending = null; load(); loadHomes(); loadNodes(); }, 150);
     });
   });
   loadHomes();
+  loadNodes();
+  window.setInterval(loadNodes, 15000);  // a node's state changes without a desktop's event
   loadPreparations();
   document.querySelectorAll("#audit time[datetime]").forEach(function (time) { time.replaceWith(d.timeElement(time.dateTime)); });
 

@@ -13,6 +13,20 @@
   <div class="stat"><span class="number" id="stat-users">–</span><span>{{t["admin.active_users"]}}</span></div>
   <div class="stat"><span class="number" id="stat-queued">–</span><span>{{t["admin.queued"]}}</span></div>
 </section>
+% # Shown only with DOCKER_BACKEND=swarm (admin.js).
+<section id="nodes-section" aria-labelledby="nodes-heading" hidden>
+  <h2 id="nodes-heading">{{t["admin.nodes"]}}</h2>
+  <p class="hint">{{t["admin.nodes_intro"]}}</p>
+  <div class="table-wrap">
+  <table id="nodes" aria-labelledby="nodes-heading">
+    <thead><tr>
+      <th scope="col">{{t["admin.node"]}}</th><th scope="col">{{t["admin.status"]}}</th>
+      <th scope="col">{{t["admin.node_memory"]}}</th><th scope="col">{{t["admin.node_desktops"]}}</th>
+    </tr></thead>
+    <tbody></tbody>
+  </table>
+  </div>
+</section>
 <div class="toolbar">
   <label for="filter">{{t["admin.filter"]}}</label>
   <input id="filter" type="search" placeholder="{{t['admin.filter_placeholder']}}" autocomplete="off">
