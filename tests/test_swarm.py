@@ -292,8 +292,7 @@ def test_a_drained_node_names_the_desktops_whose_homes_it_holds(on_swarm, swarm)
     assert node["homes"] == ["anna.schmidt-tiny"] and node["affected"] == []
     anna.post("/api/container/stop", params={"desktop_type": "tiny"})
     wait_status(anna, "tiny", "stopped")
-    swarm.clients[1].api.update_node(node["id"], swarm.clients[1].api.inspect_node(node["id"])["Version"]["Index"],
-                                     {**swarm.clients[1].api.inspect_node(node["id"])["Spec"], "Availability": "drain"})
+    drain(swarm, node["id"], "drain")
     try:
         drained = next(found for found in admin.get("/api/admin/nodes").json()["nodes"] if found["id"] == node["id"])
         assert drained["availability"] == "drain" and drained["affected"] == ["anna.schmidt-tiny"]
@@ -301,8 +300,7 @@ def test_a_drained_node_names_the_desktops_whose_homes_it_holds(on_swarm, swarm)
         answer = anna.post("/api/container/start", params={"desktop_type": "tiny"})
         assert answer.status_code == 503 and "server" in answer.json()["message"], answer.text
     finally:
-        spec = swarm.clients[1].api.inspect_node(node["id"])
-        swarm.clients[1].api.update_node(node["id"], spec["Version"]["Index"], {**spec["Spec"], "Availability": "active"})
+        drain(swarm, node["id"], "active")
 
 
 def test_a_full_swarm_answers_429(on_swarm, swarm, tmp_path):
@@ -330,3 +328,42 @@ def test_a_full_swarm_answers_429(on_swarm, swarm, tmp_path):
 def devtools_image():
     import devtools
     return devtools.demo_image_tag()
+
+
+def drain(swarm, node_id, availability):
+    api = swarm.clients[1].api
+    attrs = api.inspect_node(node_id)
+    api.update_node(node_id, attrs["Version"]["Index"], {**attrs["Spec"], "Availability": availability})
+
+
+def test_the_admin_panel_shows_the_nodes_and_what_a_drain_holds_up_in_chromium(on_swarm, swarm, chromium):
+    import browser
+    from selenium.webdriver.common.by import By
+
+    portal = on_swarm()
+    anna = started(portal, "anna.schmidt")
+    wait_status(anna, "tiny", "running")
+    anna.post("/api/container/stop", params={"desktop_type": "tiny"})
+    wait_status(anna, "tiny", "stopped")
+    node = next(node for node in Client(portal.url, "admin").get("/api/admin/nodes").json()["nodes"]
+                if node["homes"] == ["anna.schmidt-tiny"])
+    drain(swarm, node["id"], "drain")
+    try:
+        for language, drained, affected in (("de", "Entleert (drain)", "Starten erst wieder"),
+                                            ("en", "Drained", "Cannot start until")):
+            driver = chromium(language=language)
+            browser.browser_sign_in(driver, portal.url, "admin")
+            driver.get(portal.url + "/admin")
+
+            def rows(d):
+                found = d.find_elements(By.CSS_SELECTOR, "#nodes tbody tr")
+                return found if len(found) == NODES and all(row.is_displayed() for row in found) else None
+            shown = browser.wait_until(driver, rows, 20, "the nodes")
+            texts = {row.get_attribute("data-node"): row.text for row in shown}
+            assert drained in texts[node["hostname"]] and affected in texts[node["hostname"]]
+            assert "anna.schmidt-tiny" in texts[node["hostname"]]
+            others = [text for hostname, text in texts.items() if hostname != node["hostname"]]
+            assert all(drained not in text and affected not in text for text in others), texts
+            browser.save_screenshot(driver, "admin-swarm-nodes-%s" % language)
+    finally:
+        drain(swarm, node["id"], "active")
