@@ -97,6 +97,8 @@ def run_checks(config, nginx=("nginx",)):
             yield check_image(engine, image)
     if engine is not None:
         yield check_ports(config, engine)
+    if engine is not None and config.docker_backend == "swarm":
+        yield from check_swarm(config, catalog)
     yield check_identity_provider(config)
     yield check_redirect_uri(config)
     if config.public_url.startswith("https://"):
@@ -164,6 +166,53 @@ def check_image(engine, image):
         return Result(FAIL, "image", "%s: %s" % (image, error))
     return Result(WARN, "image", "%s is not on this host: it is pulled at the first start, which keeps "
                   "that student waiting for minutes. Pull it now: `docker pull %s`." % (image, image))
+
+
+# Printed by each node's probe: its host name (the probe's own) and whether its dockerd
+# starts containers with no-new-privileges (the swarm API cannot ask for it per service).
+PROBE = 'echo "$(hostname) no-new-privileges=$(grep NoNewPrivs /proc/self/status | tr -dc 0-9)"'
+
+
+def check_swarm(config, catalog):
+    """On a Swarm: each node's state, and on every ready node a probe of each catalog image
+    on the desktops' network: the image is there (or can be pulled), the network's config
+    is there, and dockerd runs containers with no-new-privileges."""
+    from .desktops.swarm import SwarmEngine
+    from .errors import DesktopError
+    from .files import human
+
+    engine = SwarmEngine(config.docker_url, timeout=config.docker_timeout,
+                         network="%s-desktops" % config.container_prefix)
+    try:
+        nodes = engine.nodes()
+    except DesktopError as error:
+        yield Result(FAIL, "Swarm", "%s. DOCKER_BACKEND=swarm needs DOCKER_URL to be a manager of a "
+                     "Swarm (`docker swarm init`; README: Docker Swarm)." % error.detail)
+        return
+    for node in nodes:
+        text = "%s (%s): %s, %s, %s memory" % (node.hostname, node.address, node.state, node.availability,
+                                                human(node.memory))
+        if node.usable:
+            yield Result(OK, "Swarm node", text)
+        else:
+            yield Result(WARN, "Swarm node", text + ": desktops whose homes are there cannot start "
+                         "(`docker node update --availability active`, or bring the node back)")
+    labels = {"de.iservdesk.installation": "check"}
+    for image in sorted({desktop_type.image for desktop_type in catalog or ()}):
+        try:
+            results = engine.on_every_node(engine._reference(image), PROBE, labels, timeout=config.docker_timeout * 6)
+        except DesktopError as error:
+            yield Result(FAIL, "Swarm image", "%s: %s" % (image, error.detail))
+            continue
+        for hostname, (ok, text) in sorted(results.items()):
+            if not ok:
+                yield Result(FAIL, "Swarm image", "%s on %s: %s. Load or pull it there (`iservdesk pull`), and "
+                             "do the node setup (README: Docker Swarm)." % (image, hostname, text))
+            elif "no-new-privileges=1" not in text:
+                yield Result(WARN, "Swarm node", "%s: dockerd does not start containers with no-new-privileges; "
+                             'add "no-new-privileges": true to its /etc/docker/daemon.json' % hostname)
+            else:
+                yield Result(OK, "Swarm image", "%s runs on %s" % (image, hostname))
 
 
 def check_ports(config, engine):

@@ -162,6 +162,37 @@ def cmd_forget(config, args):
     return 0
 
 
+def cmd_pull(config, args):
+    """Pull every catalog image here, and on a Swarm on every ready node too."""
+    from . import check
+    from .desktops.catalog import CatalogError
+    from .errors import DesktopError
+
+    try:
+        database, desktops = open_desktops(config)
+    except CatalogError as error:
+        return fail(str(error), EXIT_CONFIG)
+    failed = False
+    for image in sorted({desktop_type.image for desktop_type in desktops.catalog}):
+        try:
+            desktops.engine.pull(image, lambda percent: None)
+            print("pulled %s" % image)
+        except DesktopError as error:
+            if not desktops.engine.has_image(image):
+                print("%s: %s" % (image, error.detail), file=sys.stderr)
+                failed = True
+                continue
+            print("%s: not pulled (%s); the copy here is used" % (image, error.detail))
+        if not hasattr(desktops.engine, "on_every_node"):
+            continue
+        results = desktops.engine.on_every_node(desktops.engine._reference(image), check.PROBE,
+                                                desktops.labels, timeout=600)
+        for hostname, (ok, text) in sorted(results.items()):
+            print("%s on %s: %s" % (image, hostname, "ok" if ok else text), file=sys.stdout if ok else sys.stderr)
+            failed = failed or not ok
+    return EXIT_FAILURE if failed else 0
+
+
 def cmd_check(args):
     from . import check
     return check.main(args.config)
@@ -198,6 +229,7 @@ def parser():
     seed.add_argument("--dry-run", action="store_true", help="only list what would be done")
     seed.add_argument("--yes", action="store_true", help="do it without asking")
     commands.add_parser("check", help="check the installation, one line per check")
+    commands.add_parser("pull", help="pull every desktop image of the catalog (on a Swarm: on every node)")
     settings = commands.add_parser("settings", help="print every setting (.env.example form)")
     settings.add_argument("--markdown", action="store_true", help="as the README's table")
     return top
@@ -219,6 +251,6 @@ def main(argv=None):
     try:
         return {"serve": cmd_serve, "init-db": cmd_init_db,
                 "cleanup": cmd_cleanup, "forget": cmd_forget,
-                "import-seed": cmd_import_seed}[args.command](config, args)
+                "import-seed": cmd_import_seed, "pull": cmd_pull}[args.command](config, args)
     except db.DatabaseError as error:
         return fail(str(error), EXIT_FAILURE)

@@ -367,3 +367,34 @@ def test_the_admin_panel_shows_the_nodes_and_what_a_drain_holds_up_in_chromium(o
             browser.save_screenshot(driver, "admin-swarm-nodes-%s" % language)
     finally:
         drain(swarm, node["id"], "active")
+
+
+def test_check_and_pull_look_at_every_node(swarm, docker_client, demo_image, tmp_path):
+    from conftest import iservdesk_command, write_config
+    path = write_config(tmp_path / "iservdesk.env", DOCKER_BACKEND="swarm", DOCKER_URL=Swarm.manager,
+                        HOST_PORT_RANGE=PORTS, CONTAINER_PREFIX=PREFIX)
+
+    def run(command):
+        result = subprocess.run(iservdesk_command("--config", path, command), cwd=ROOT, capture_output=True,
+                                text=True, timeout=600)
+        return result.returncode, result.stdout + result.stderr
+    code, output = run("check")
+    for node in range(1, NODES + 1):
+        assert "OK   Swarm node: isdlab-%d (198.18.0.1%d): ready, active" % (node, node) in output, output
+        assert "OK   Swarm image: %s runs on isdlab-%d" % (demo_image, node) in output, output
+    # A node without the image: check names it, and so does pull (nothing can be pulled here).
+    swarm.clients[3].images.remove(demo_image, force=True)
+    try:
+        code, output = run("check")
+        assert code != 0 and "FAIL Swarm image: %s on isdlab-3: " % demo_image in output, output
+        assert "runs on isdlab-1" in output and "runs on isdlab-2" in output
+        code, output = run("pull")
+        assert code != 0, output
+        assert "on isdlab-3: " in output and "on isdlab-1: ok" in output and "on isdlab-2: ok" in output, output
+        assert "the copy here is used" in output
+    finally:
+        saved = subprocess.Popen(["docker", "save", demo_image], stdout=subprocess.PIPE)
+        subprocess.run(["docker", "-H", "unix:///run/isdlab/3/docker.sock", "load", "-q"], stdin=saved.stdout,
+                       check=True, stdout=subprocess.DEVNULL)
+        saved.wait()
+    assert not swarm.services(), "the probes are removed"

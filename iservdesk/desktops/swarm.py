@@ -422,6 +422,51 @@ class SwarmEngine(DockerEngine):
                                 % (self.network, self.network))
         return attrs["Id"]
 
+    # -- every node --
+
+    def on_every_node(self, image, command, labels, timeout=120):
+        """Run `command` (a shell line of ours, never a user's text) once on every ready node
+        in a container of `image` (by tag: a node that lacks it pulls it) on the desktops'
+        network, as a global job with `labels`; {hostname: (True, output) or (False, why)}.
+        Nodes that are not ready are left out."""
+        self.ensure_network()
+        template = {"ContainerSpec": {"Image": image, "Command": ["sh", "-c", command], "Labels": labels,
+                                      "Hostname": "{{.Node.Hostname}}"},
+                    "RestartPolicy": {"Condition": "none"},
+                    "Networks": [{"Target": self.network}] if self.network else []}
+        created = self._ask("start a job on every node", self.client.api.create_service, template,
+                            name="iservdesk-job-%s" % hashlib.sha256(str(time.time()).encode()).hexdigest()[:8],
+                            labels=labels, mode={"GlobalJob": {}})
+        service = created["ID"]
+        try:
+            nodes = {node.id: node.hostname for node in self.nodes() if node.state == "ready"}
+            deadline = time.monotonic() + timeout
+            results = {}
+            while time.monotonic() < deadline:
+                for task in self._ask("list tasks", self.client.api.tasks, filters={"service": service}):
+                    status = task["Status"]
+                    hostname = nodes.get(task.get("NodeID"))
+                    if hostname is None or hostname in results:
+                        continue
+                    if status["State"] == "complete":
+                        results[hostname] = (True, "")
+                    elif status["State"] in ("failed", "rejected", "shutdown", "orphaned"):
+                        results[hostname] = (False, status.get("Err") or status.get("Message") or status["State"])
+                if len(results) == len(nodes):
+                    break
+                gevent.sleep(0.5)
+            for hostname in set(nodes.values()) - set(results):
+                results[hostname] = (False, "no answer within %d s" % timeout)
+            logs = self._ask("read a job's output", self.client.api.service_logs, service, stdout=True,
+                             details=False)
+            for line in b"".join(logs).decode("utf-8", "replace").splitlines():
+                hostname, _, text = line.partition(" ")
+                if hostname in results and results[hostname][0]:
+                    results[hostname] = (True, (results[hostname][1] + "\n" + text).strip())
+            return results
+        finally:
+            self.remove(service)
+
     # -- homes: on the node that holds them --
 
     def home(self, name):
