@@ -9,7 +9,7 @@ RUNTIME_DEBS := python3 python3-bottle python3-authlib python3-docker python3-pe
 	python3-gevent python3-gevent-websocket python3-requests python3-dotenv python3-cheroot
 TEST_DEBS := python3-pytest python3-websocket python3-cryptography python3-selenium pyflakes3 docker-registry \
 	chromium chromium-driver \
-	docker.io mmdebstrap curl ca-certificates openssl nginx systemd
+	docker.io mmdebstrap curl ca-certificates openssl nginx systemd iproute2 iptables util-linux
 # Building the Debian package (make deb): debhelper, pybuild and lintian.
 DEB_BUILD_DEBS := build-essential dpkg-dev debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools lintian
 DEBS := $(RUNTIME_DEBS) $(TEST_DEBS) $(DEB_BUILD_DEBS)

@@ -4,6 +4,7 @@
     engine.py     the contract a backend fulfils: containers, homes, files, screenshots
     docker.py     the Docker engine behind that contract (the only module importing docker),
                   with ports.py, the host ports it hands out
+    swarm.py      a Docker Swarm behind that contract (DOCKER_BACKEND=swarm): services on nodes
     lifecycle.py  what happens on Start, Stop and Remove (Desktops)
     homes.py      whose home volume a desktop mounts, and the names of new desktops
     reconcile.py  how the database is made to agree with the engine (one planner, one writer)

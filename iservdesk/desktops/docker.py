@@ -1,4 +1,5 @@
-"""The Docker engine behind the Engine contract (engine.py): the only module importing `docker`.
+"""The Docker engine behind the Engine contract (engine.py); with swarm.py, which builds on
+it, the only modules importing `docker`.
 
 Docker errors and an unreachable engine (which the SDK surfaces as a requests
 ConnectionError, not a docker error) become DesktopError subclasses here, with the
