@@ -54,6 +54,7 @@ bench: demo-image
 	$(PYTHON) scripts/bench_classroom.py
 	$(PYTHON) scripts/bench_lesson.py
 	$(PYTHON) scripts/bench_files.py
+	$(PYTHON) scripts/bench_swarm.py
 
 lint:
 	$(PYTHON) -m pyflakes iservdesk tests scripts/*.py

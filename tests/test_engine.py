@@ -144,6 +144,19 @@ def test_the_plan_repairs_each_way_a_row_and_the_engine_can_disagree():
     assert found["anna-demo"][1]["stopped_at"] == NOW and found["anna-tiny"][1]["container_id"] is None
 
 
+def test_the_plan_marks_desktops_of_a_node_that_is_away_lost_and_back_as_the_node_says():
+    rows = [Row(1, "anna-tiny", ANNA, "tiny", Status.RUNNING, "a" * 12),   # its node went away
+            Row(2, "anna-demo", ANNA, "demo", Status.LOST, "b" * 12),      # back, and running
+            Row(3, "ben-tiny", BEN, "tiny", Status.LOST, "c" * 12),        # back, shut down
+            Row(4, "ben-demo", BEN, "demo", Status.LOST, "d" * 12)]        # still away
+    found, _ = repairs(rows, [container("a" * 12, ANNA, "lost"), container("b" * 12, ANNA, slug="demo"),
+                              container("c" * 12, BEN, "exited"), container("d" * 12, BEN, "lost", slug="demo")])
+    assert {name: (text, fields["status"]) for name, (text, fields) in found.items()} == {
+        "anna-tiny": ("lost with its node ?", Status.LOST), "anna-demo": ("running again", Status.RUNNING),
+        "ben-tiny": ("stopped", Status.STOPPED)}
+    assert "files are kept" in found["ben-tiny"][1]["message"]
+
+
 def test_the_plan_leaves_busy_desktops_alone_and_adopts_only_what_is_its_owners():
     rows = [Row(1, "anna-tiny", ANNA, "tiny", Status.STARTING, None)]
     # The start job's own container, before the row names it: not adopted, not interrupted.

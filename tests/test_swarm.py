@@ -398,3 +398,13 @@ def test_check_and_pull_look_at_every_node(swarm, docker_client, demo_image, tmp
                        check=True, stdout=subprocess.DEVNULL)
         saved.wait()
     assert not swarm.services(), "the probes are removed"
+
+
+def test_the_swarms_own_ports_are_never_given_to_a_desktop(swarm):
+    from iservdesk.desktops.swarm import SwarmEngine
+    engine = SwarmEngine(Swarm.manager, port_range=range(7946, 7948))
+    try:
+        port = engine.reserve()[0]
+        assert port == 7947, "7946 is every node's gossip port"
+    finally:
+        engine.close()

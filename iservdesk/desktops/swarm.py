@@ -45,6 +45,9 @@ STARTING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", 
 SCHEDULE_WAIT = 4.0  # seconds the scheduler gets to find a node before a start is refused
 NO_NODE = ("no suitable node", "insufficient resources")
 STOP_GRACE = 10  # seconds a desktop's processes get to end on stop
+# What every node of a Swarm listens on itself (TCP): managers 2377, gossip 7946. The
+# default HOST_PORT_RANGE (7000-8000) holds 7946: a desktop published there fails to start.
+SWARM_PORTS = (2377, 7946)
 
 
 NAME = LABEL + "name"  # a service's label: the container name it stands for
@@ -97,7 +100,9 @@ class SwarmEngine(DockerEngine):
         `<network>-config` that every node has (README: node setup)."""
         super().__init__(url, timeout=timeout, port_range=port_range, network=network,
                          network_labels=network_labels)
-        self.pending = {}  # reservation -> memory bytes, of starts whose service is not made yet
+        # reservation -> (node id, memory bytes) of starts whose service is not made yet: the
+        # Swarm counts a service's reservation from its task on.
+        self.pending = {}
 
     # -- what the Swarm has --
 
@@ -199,7 +204,7 @@ class SwarmEngine(DockerEngine):
         return None
 
     def held_ports(self):
-        ports = set()
+        ports = set(SWARM_PORTS)
         for service in self._services():
             for item in (service["Spec"].get("EndpointSpec") or {}).get("Ports") or []:
                 if item.get("PublishedPort"):
@@ -293,6 +298,7 @@ class SwarmEngine(DockerEngine):
                     raise ContainerExists(spec.name) from None
                 raise
             service_id = created["ID"]
+            self.pending.pop(held, None)
         finally:
             if reservation is None:
                 self.release(held)
@@ -383,6 +389,9 @@ class SwarmEngine(DockerEngine):
                     timeout + 5)
 
     def remove(self, container_id):
+        # Stopped first: the tasks of a removed service vanish from the manager's view at
+        # once while their containers still end, holding the host port a new desktop may get.
+        self.stop(container_id)
         with self._translated("remove", gone_is_fine=True):
             self.client.api.remove_service(container_id)
 
