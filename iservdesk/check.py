@@ -198,6 +198,7 @@ def check_swarm(config, catalog):
             yield Result(WARN, "Swarm node", text + ": desktops whose homes are there cannot start "
                          "(`docker node update --availability active`, or bring the node back)")
     labels = {"de.iservdesk.installation": "check"}
+    everywhere = None  # an image that runs on every ready node, for the next probe
     for image in sorted({desktop_type.image for desktop_type in catalog or ()}):
         try:
             results = engine.on_every_node(engine._reference(image), PROBE, labels, timeout=config.docker_timeout * 6)
@@ -213,6 +214,53 @@ def check_swarm(config, catalog):
                              'add "no-new-privileges": true to its /etc/docker/daemon.json' % hostname)
             else:
                 yield Result(OK, "Swarm image", "%s runs on %s" % (image, hostname))
+        if all(ok for ok, _ in results.values()):
+            everywhere = everywhere or image
+    if everywhere is not None:
+        yield check_reach(engine, everywhere, labels, config.docker_timeout * 6)
+
+
+SAFE_TARGET = re.compile(r"^[A-Za-z0-9.-]+:[0-9.]+:[0-9]+$")
+
+
+def check_reach(engine, image, labels, timeout):
+    """The DOCKER-USER rule of every node, by its effect: from each node (a probe on the
+    desktops' network, whose connections leave with the node's address) a connection to
+    each running desktop on another node must be refused; only the portal may connect."""
+    from .errors import DesktopError
+
+    try:
+        targets = ["%s:%s:%d" % (desktop.node_name, desktop.address, desktop.host_port)
+                   for desktop in engine.list({}) if "de.iservdesk.desktop" in desktop.labels
+                   and desktop.running and desktop.address and desktop.host_port]
+    except DesktopError as error:
+        return Result(FAIL, "Swarm ports", error.detail)
+    targets = [target for target in targets if SAFE_TARGET.match(target)]
+    hosts = {target.split(":")[0] for target in targets}
+    if len(hosts) < 1 or len(engine.nodes()) < 2:
+        return Result(WARN, "Swarm ports", "not verified: no desktop runs, or the Swarm has one node. Run "
+                      "`iservdesk check` again while desktops run (the DOCKER-USER rule of README: Docker Swarm).")
+    # Names, addresses and ports from Docker, checked above: nothing of a user's.
+    command = ('for t in %s; do h=${t%%%%:*}; r=${t#*:}; a=${r%%%%:*}; p=${r#*:}; '
+               '[ "$h" = "$(hostname)" ] && continue; '
+               'if timeout 3 bash -c "</dev/tcp/$a/$p" 2>/dev/null; then echo "$(hostname) reached $h $a:$p"; fi; '
+               'done; echo "$(hostname) done"' % " ".join(targets))
+    try:
+        results = engine.on_every_node(engine._reference(image), command, labels, timeout=timeout)
+    except DesktopError as error:
+        return Result(FAIL, "Swarm ports", error.detail)
+    reached = []
+    for hostname, (ok, text) in sorted(results.items()):
+        if not ok or "done" not in text:
+            return Result(FAIL, "Swarm ports", "the probe on %s did not finish: %s" % (hostname, text))
+        reached += ["%s reached %s" % (hostname, line.split("reached ", 1)[1]) for line in text.splitlines()
+                    if "reached " in line]
+    if reached:
+        return Result(FAIL, "Swarm ports", "%s: desktops answer other addresses than the portal's. Add the "
+                      "DOCKER-USER rule on the nodes named after \"reached\" (README: Docker Swarm)."
+                      % "; ".join(reached))
+    return Result(OK, "Swarm ports", "no node reaches a desktop on another node (%d desktops on %d nodes "
+                  "tried); only the portal may" % (len(targets), len(hosts)))
 
 
 def check_ports(config, engine):

@@ -369,15 +369,44 @@ def test_the_admin_panel_shows_the_nodes_and_what_a_drain_holds_up_in_chromium(o
         drain(swarm, node["id"], "active")
 
 
-def test_check_and_pull_look_at_every_node(swarm, docker_client, demo_image, tmp_path):
+def iservdesk(tmp_path, command):
+    """(exit status, output) of an `iservdesk` command with the Swarm portals' settings."""
     from conftest import iservdesk_command, write_config
-    path = write_config(tmp_path / "iservdesk.env", DOCKER_BACKEND="swarm", DOCKER_URL=Swarm.manager,
+    path = write_config(tmp_path / "command.env", DOCKER_BACKEND="swarm", DOCKER_URL=Swarm.manager,
                         HOST_PORT_RANGE=PORTS, CONTAINER_PREFIX=PREFIX)
+    result = subprocess.run(iservdesk_command("--config", path, command), cwd=ROOT, capture_output=True,
+                            text=True, timeout=600)
+    return result.returncode, result.stdout + result.stderr
 
+
+def test_check_verifies_by_its_effect_that_desktops_answer_the_portal_only(on_swarm, swarm, tmp_path):
+    portal = on_swarm()
+    clients = [started(portal, user) for user in USERS[:NODES]]
+    for client in clients:
+        wait_status(client, "tiny", "running")
+    hosting = {node["hostname"] for node in Client(portal.url, "admin").get("/api/admin/nodes").json()["nodes"]
+               if node["desktops"]}
+    assert "isdlab-2" in hosting, "the desktops are spread over the nodes"
+    code, output = iservdesk(tmp_path, "check")
+    assert "OK   Swarm ports: no node reaches a desktop on another node (3 desktops on %d nodes tried)" \
+        % len(hosting) in output, output
+    rule = ["-p", "tcp", "-m", "conntrack", "--ctstate", "DNAT", "--ctorigdstport", PORTS.replace("-", ":"),
+            "!", "--ctorigsrc", "198.18.0.1", "-j", "DROP"]
+    subprocess.run(["nsenter", "--net=/run/netns/isdlab-2", "iptables", "-D", "DOCKER-USER"] + rule, check=True)
+    try:
+        code, output = iservdesk(tmp_path, "check")
+        line = next((line for line in output.splitlines() if line.startswith("FAIL Swarm ports")), "")
+        assert "isdlab-1 reached isdlab-2 198.18.0.12:" in line and "isdlab-3 reached isdlab-2" in line, output
+        assert "reached isdlab-1" not in line and "reached isdlab-3" not in line, line
+        assert code != 0
+    finally:
+        subprocess.run(["nsenter", "--net=/run/netns/isdlab-2", "iptables", "-I", "DOCKER-USER"] + rule,
+                       check=True)
+
+
+def test_check_and_pull_look_at_every_node(swarm, docker_client, demo_image, tmp_path):
     def run(command):
-        result = subprocess.run(iservdesk_command("--config", path, command), cwd=ROOT, capture_output=True,
-                                text=True, timeout=600)
-        return result.returncode, result.stdout + result.stderr
+        return iservdesk(tmp_path, command)
     code, output = run("check")
     for node in range(1, NODES + 1):
         assert "OK   Swarm node: isdlab-%d (198.18.0.1%d): ready, active" % (node, node) in output, output
