@@ -388,7 +388,7 @@ def test_check_verifies_by_its_effect_that_desktops_answer_the_portal_only(on_sw
                if node["desktops"]}
     assert "isdlab-2" in hosting, "the desktops are spread over the nodes"
     code, output = iservdesk(tmp_path, "check")
-    assert "OK   Swarm ports: no node reaches a desktop on another node (3 desktops on %d nodes tried)" \
+    assert "OK   Swarm ports: no node reaches a desktop on another node (one desktop on each of %d nodes tried)" \
         % len(hosting) in output, output
     rule = ["-p", "tcp", "-m", "conntrack", "--ctstate", "DNAT", "--ctorigdstport", PORTS.replace("-", ":"),
             "!", "--ctorigsrc", "198.18.0.1", "-j", "DROP"]

@@ -392,8 +392,11 @@ class SwarmEngine(DockerEngine):
         # Stopped first: the tasks of a removed service vanish from the manager's view at
         # once while their containers still end, holding the host port a new desktop may get.
         self.stop(container_id)
+        self._remove_service(container_id)
+
+    def _remove_service(self, service_id):
         with self._translated("remove", gone_is_fine=True):
-            self.client.api.remove_service(container_id)
+            self.client.api.remove_service(service_id)
 
     def events(self, labels):
         # Task changes on other nodes are no events on the manager: services and nodes are.
@@ -474,7 +477,7 @@ class SwarmEngine(DockerEngine):
                     results[hostname] = (True, (results[hostname][1] + "\n" + text).strip())
             return results
         finally:
-            self.remove(service)
+            self._remove_service(service)  # a job's tasks have ended: nothing to stop
 
     # -- homes: on the node that holds them --
 
