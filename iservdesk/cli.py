@@ -116,10 +116,16 @@ def open_desktops(config, clock=db.utcnow):
     database = db.open_database(config.database_uri)
     db.migrate(database)
     installation = db.installation_id(database)
-    backend = SwarmEngine if config.docker_backend == "swarm" else DockerEngine
-    engine = backend(config.docker_url, timeout=config.docker_timeout, port_range=config.host_port_range,
-                     network="%s-desktops" % config.container_prefix,
-                     network_labels={"de.iservdesk.installation": installation})
+    options = dict(timeout=config.docker_timeout, port_range=config.host_port_range,
+                   network="%s-desktops" % config.container_prefix,
+                   network_labels={"de.iservdesk.installation": installation})
+    if config.docker_backend == "swarm":
+        images = sorted({desktop_type.image for desktop_type in catalog})
+        engine = SwarmEngine(config.docker_url, home_driver=config.home_volume_driver,
+                             home_options=config.home_volume_options,
+                             helper_image=config.kasm_image if config.kasm_image in images else images[0], **options)
+    else:
+        engine = DockerEngine(config.docker_url, **options)
     return database, Desktops(config, catalog, engine, database, Bus(), clock=clock)
 
 

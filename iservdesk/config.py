@@ -245,6 +245,21 @@ def parse_backend(value):
     return lowered
 
 
+def parse_volume_options(value):
+    """HOME_VOLUME_OPTIONS: name=value pairs separated by ";" (an NFS mount's own options
+    hold commas), {name} standing for the home's name; {} when empty."""
+    options = {}
+    for item in filter(None, (part.strip() for part in value.split(";"))):
+        name, equals, option = item.partition("=")
+        if not equals or not name.strip():
+            raise ValueError("expected name=value pairs separated by ';', e.g. "
+                             "type=nfs;o=addr=10.0.0.5,rw;device=:/export/homes/{name}")
+        options[name.strip()] = option.strip()
+    if options and not any("{name}" in option for option in options.values()):
+        raise ValueError("no {name} in any value: every home would be the same folder")
+    return options
+
+
 def parse_desktop_access(value):
     """ADMIN_DESKTOP_ACCESS: "off", "view" or "full" (true and false mean full and off)."""
     lowered = value.strip().lower()
@@ -341,6 +356,15 @@ SCHEMA = (
     Setting("DOCKER_BACKEND", "engine", parse_backend,
             "engine: desktops run on this host's Docker engine. swarm: DOCKER_URL is a manager of a "
             "Docker Swarm and each desktop is a service on one of its nodes (README: Docker Swarm)."),
+    Setting("HOME_VOLUME_DRIVER", "", parse_str,
+            "With DOCKER_BACKEND=swarm: the volume driver of homes on shared storage (e.g. local, with "
+            "HOME_VOLUME_OPTIONS for NFS), so that every node and the portal reach every home and a "
+            "desktop may run on any node. Empty: each home is a volume on the node that first ran its "
+            "desktop, which runs there from then on (README: Docker Swarm)."),
+    Setting("HOME_VOLUME_OPTIONS", "", parse_volume_options,
+            "The driver's options for a home, name=value separated by ';'; {name} is the home's name, "
+            "e.g. type=nfs;o=addr=10.0.0.5,rw,nfsvers=4.2;device=:/export/iservdesk/{name}. A folder "
+            "…/{name} is made (owned by uid 1000) before the first mount."),
     Setting("DOCKER_TIMEOUT", "10", parse_duration_seconds,
             "How long to wait for an answer from the Docker engine. " + DURATION_HELP),
     Setting("KASM_IMAGE", "kasmweb/ubuntu-focal-desktop:1.15.0", parse_str,
@@ -518,6 +542,11 @@ def load(path=None, environ=None):
         values["OAUTH_ISSUER"] = "%s://%s/iserv" % (parts.scheme, parts.netloc)
         notes.append("OAUTH_ISSUER: not set; ID tokens must name the issuer %s (IServ's, from "
                      "OAUTH_AUTHORIZE_URL); set OAUTH_ISSUER if IServ names another" % values["OAUTH_ISSUER"])
+    if values["HOME_VOLUME_OPTIONS"] and not values["HOME_VOLUME_DRIVER"]:
+        raise ConfigError("HOME_VOLUME_OPTIONS: set, but HOME_VOLUME_DRIVER is not (e.g. local)")
+    if values["HOME_VOLUME_DRIVER"] and values["DOCKER_BACKEND"] != "swarm":
+        notes.append("HOME_VOLUME_DRIVER: used with DOCKER_BACKEND=swarm only; homes stay Docker's local "
+                     "volumes on this host")
     values["SEED_DATABASE_URI"] = raw.get("SEED_DATABASE_URI", "")
     config = Config(values, path)
     config.notes.extend(notes)

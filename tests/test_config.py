@@ -316,3 +316,19 @@ def test_a_seed_settings_file_serves_and_check_says_each_note_once(tmp_path):
                              text=True, timeout=120)
     assert "WARN configuration: FRONTEND_URL: not used by iservdesk" in checked.stdout, checked.stdout
     assert checked.stdout.count("not used by iservdesk") == 5
+
+
+def test_swarm_settings_say_what_is_wrong_in_one_line(tmp_path):
+    assert "DOCKER_BACKEND: 'cluster' is not valid: expected engine or swarm" in error_of(
+        tmp_path, DOCKER_BACKEND="cluster")
+    assert "every home would be the same folder" in error_of(
+        tmp_path, DOCKER_BACKEND="swarm", HOME_VOLUME_DRIVER="local", HOME_VOLUME_OPTIONS="type=nfs;device=:/homes")
+    assert "expected name=value pairs" in error_of(tmp_path, HOME_VOLUME_DRIVER="local", HOME_VOLUME_OPTIONS="nfs")
+    assert error_of(tmp_path, HOME_VOLUME_OPTIONS="device=/h/{name}").startswith(
+        "HOME_VOLUME_OPTIONS: set, but HOME_VOLUME_DRIVER is not")
+    shared = load(tmp_path, DOCKER_BACKEND="swarm", HOME_VOLUME_DRIVER="local",
+                  HOME_VOLUME_OPTIONS="type=nfs; o=addr=10.0.0.5,rw,nfsvers=4.2 ;device=:/export/{name}")
+    assert shared.docker_backend == "swarm" and shared.home_volume_options == {
+        "type": "nfs", "o": "addr=10.0.0.5,rw,nfsvers=4.2", "device": ":/export/{name}"}
+    alone = load(tmp_path, HOME_VOLUME_DRIVER="local", HOME_VOLUME_OPTIONS="device=/h/{name}")
+    assert any(note.startswith("HOME_VOLUME_DRIVER: used with DOCKER_BACKEND=swarm only") for note in alone.notes)

@@ -4,6 +4,7 @@ node a dockerd of its own in a network namespace at 198.18.0.1N, the portal at
 
 import concurrent.futures
 import os
+import shutil
 import socket
 import subprocess
 
@@ -19,6 +20,9 @@ PREFIX = CONTAINER_PREFIX + "-sw"  # the Swarm portals' CONTAINER_PREFIX: the la
 PORTS = "7700-7799"
 NODES = 3
 USERS = ("anna.schmidt", "ben", "max.muster", "mueller", "lehrer", "admin")
+# Homes on "shared storage": the lab's nodes all see this machine's files.
+SHARED_HOMES = "/var/lib/isdlab/homes"
+SHARED = {"HOME_VOLUME_DRIVER": "local", "HOME_VOLUME_OPTIONS": "type=none;o=bind;device=%s/{name}" % SHARED_HOMES}
 
 
 def lab(*args, check=True):
@@ -62,6 +66,9 @@ class Swarm:
             wait_for(gone, 60, "the desktops of the last test to end")
             for volume in client.volumes.list(filters={"name": PREFIX}):
                 volume.remove(force=True)
+        for name in os.listdir(SHARED_HOMES):
+            if name.startswith(PREFIX):
+                shutil.rmtree(os.path.join(SHARED_HOMES, name))
 
     def close(self):
         for client in self.clients.values():
@@ -82,15 +89,16 @@ def swarm(docker_client, demo_image):
         assert not lab("status").stdout.strip().endswith("3.sock"), "the lab was not removed"
 
 
-@pytest.fixture(params=["engine", "swarm"])
+@pytest.fixture(params=["engine", "swarm", "swarm-shared"])
 def backend(request):
-    """Portal settings for each backend: this host's engine, or the lab's Swarm."""
+    """Portal settings for each backend: this host's engine, or the lab's Swarm with homes
+    on its nodes or on shared storage."""
     if request.param == "engine":
         yield {}
         return
     swarm = request.getfixturevalue("swarm")
     yield {"DOCKER_BACKEND": "swarm", "DOCKER_URL": Swarm.manager, "HOST_PORT_RANGE": PORTS,
-           "CONTAINER_PREFIX": PREFIX}
+           "CONTAINER_PREFIX": PREFIX, **(SHARED if request.param == "swarm-shared" else {})}
     swarm.clean()
 
 
@@ -437,3 +445,47 @@ def test_the_swarms_own_ports_are_never_given_to_a_desktop(swarm):
         assert port == 7947, "7946 is every node's gossip port"
     finally:
         engine.close()
+
+
+def test_shared_homes_take_files_in_and_out_and_follow_a_desktop_to_another_node(on_swarm, swarm):
+    portal = on_swarm(**SHARED)
+    anna = started(portal, "anna.schmidt")
+    wait_status(anna, "tiny", "running")
+    home = "%s-home-anna.schmidt-tiny" % PREFIX
+    folder = os.path.join(SHARED_HOMES, home)
+    assert os.stat(folder).st_uid == 1000, "the home's folder belongs to the desktop's user"
+    answer = anna.put("/api/upload/home", params={"desktop_type": "tiny", "name": "Referat.txt"},
+                      data=b"shared\n")
+    assert answer.status_code in (200, 201), answer.text
+
+    def running_on():
+        tasks = [task for task in swarm.service("anna.schmidt-tiny").tasks() if task["Status"]["State"] == "running"]
+        if not tasks:
+            return None
+        number = next(number for number, client in swarm.clients.items()
+                      if client.info()["Swarm"]["NodeID"] == tasks[0]["NodeID"])
+        return number, tasks[0]["NodeID"]
+
+    def read_inside(number):
+        container = swarm.clients[number].containers.list(filters={"label": "de.iservdesk.desktop=anna.schmidt-tiny"})[0]
+        return container.exec_run(["cat", "/home/kasm-user/Uploads/Referat.txt"]).output
+
+    first, node_id = wait_for(running_on, 30, "anna's task")
+    assert read_inside(first) == b"shared\n"
+    assert not any(node["homes"] for node in Client(portal.url, "admin").get("/api/admin/nodes").json()["nodes"]), \
+        "shared homes pin no desktop to a node"
+    anna.post("/api/container/stop", params={"desktop_type": "tiny"})
+    wait_status(anna, "tiny", "stopped")
+    drain(swarm, node_id, "drain")
+    try:
+        anna.post("/api/container/start", params={"desktop_type": "tiny"})
+        wait_status(anna, "tiny", "running")
+        second, _ = wait_for(running_on, 30, "anna's task")
+        assert second != first, "the drained node runs nothing"
+        assert read_inside(second) == b"shared\n"
+        listed = anna.get("/api/files", params={"desktop_type": "tiny", "path": "Uploads"}).json()
+        assert [entry["name"] for entry in listed["entries"]] == ["Referat.txt"]
+        assert anna.get("/api/files/download", params={"desktop_type": "tiny", "path": "Uploads/Referat.txt"}
+                        ).content == b"shared\n"
+    finally:
+        drain(swarm, node_id, "active")

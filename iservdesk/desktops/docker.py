@@ -282,6 +282,11 @@ class DockerEngine(Engine):
             self.client.api.stop(container_id, timeout=timeout)
 
     def remove(self, container_id):
+        self._remove_container(container_id)
+
+    def _remove_container(self, container_id):
+        """Remove a container of this engine (a desktop's, or a helper's: on a Swarm, whose
+        remove() is a service's, helpers are containers of the manager all the same)."""
         try:
             with self._translated("remove", gone_is_fine=True):
                 self.client.api.remove_container(container_id, force=True)
@@ -335,7 +340,7 @@ class DockerEngine(Engine):
         try:
             yield _DockerHomeFiles(self, helper)
         finally:
-            self.remove(helper)
+            self._remove_container(helper)
 
     def run_in_home(self, name, image, labels, argv, writable=False, timeout=120):
         api = self.client.api
@@ -361,7 +366,7 @@ class DockerEngine(Engine):
                     argv[0], code, errors.decode("utf-8", "replace").strip()[:300]))
             return output
         finally:
-            self.remove(helper)
+            self._remove_container(helper)
 
     def container_home(self, container_id):
         with self._translated("read a container's home"):

@@ -67,6 +67,9 @@ class Engine:
     # False where the portal cannot open the homes (on a Swarm they are on the nodes):
     # files in and out, hand-outs and home sizes are then not offered.
     homes_reachable = True
+    # True where a home lives on one node and every desktop with it must run there (a Swarm
+    # without shared storage): the lifecycle records the node (db.HomeNode).
+    pins_homes = False
 
     def ping(self):
         """The engine's version string; raises EngineUnreachable."""

@@ -362,7 +362,7 @@ class Desktops:
         self._set(row, container_id=container.id, host_port=container.host_port, address=container.address, secret=secret,
                   view_secret=view_secret)
         log.info("created container %s for %s", spec.name, row.user.username)
-        if container.node and not node:
+        if container.node and not node and self.engine.pins_homes:
             self._pin(home, container)
         return container
 

@@ -13,8 +13,11 @@ unreserved) and pinned there from its first task on by a placement constraint: l
 the Swarm, a task of a node that went down would be started again elsewhere, on an empty
 home. The lifecycle records the node (db.HomeNode) and every later desktop with the home
 is pinned there too (DesktopSpec.node). The manager cannot open a
-volume on another node, so the file browser, hand-outs and home sizes are not offered on
-a Swarm (EngineRefused, with why); see README "Docker Swarm".
+volume on another node, so the file browser, hand-outs and home sizes are not offered
+then (HomesElsewhere, with why). With HOME_VOLUME_DRIVER (shared storage, e.g. the local
+driver with NFS options) every node and the manager mount the same home: desktops go
+wherever the Swarm places them, and the portal opens homes through the manager's engine
+as on one host. See README "Docker Swarm".
 
 Each desktop publishes port 6901 in host mode on its node, on a port of HOST_PORT_RANGE
 that no other service of the Swarm holds; the proxy connects to the node's address.
@@ -93,16 +96,34 @@ def _bytes(size):
 class SwarmEngine(DockerEngine):
     """Desktops as Swarm services, through a manager's engine."""
 
-    homes_reachable = False
-
-    def __init__(self, url, timeout=10, port_range=(), network=None, network_labels=None):
+    def __init__(self, url, timeout=10, port_range=(), network=None, network_labels=None,
+                 home_driver="", home_options=None, helper_image=""):
         """`network`: the desktops' Swarm network, made from the config-only network
-        `<network>-config` that every node has (README: node setup)."""
+        `<network>-config` that every node has (README: node setup). `home_driver` and
+        `home_options` (HOME_VOLUME_*): homes on shared storage, reached the same from every
+        node and from the manager; `helper_image` runs the helpers that make and remove
+        their folders there."""
         super().__init__(url, timeout=timeout, port_range=port_range, network=network,
                          network_labels=network_labels)
+        self.home_driver = home_driver
+        self.home_options = dict(home_options or {})
+        self.helper_image = helper_image
         # reservation -> (node id, memory bytes) of starts whose service is not made yet: the
         # Swarm counts a service's reservation from its task on.
         self.pending = {}
+
+    @property
+    def shared(self):
+        """Homes on shared storage: any node may run any desktop, the portal opens homes itself."""
+        return bool(self.home_driver)
+
+    @property
+    def homes_reachable(self):
+        return self.shared
+
+    @property
+    def pins_homes(self):
+        return not self.shared
 
     # -- what the Swarm has --
 
@@ -269,7 +290,7 @@ class SwarmEngine(DockerEngine):
                 "Image": self._reference(spec.image), "Labels": spec.labels,
                 "Env": ["%s=%s" % item for item in spec.environment.items()],
                 "Mounts": [{"Type": "volume", "Source": spec.home, "Target": HOME,
-                            "VolumeOptions": {"Labels": spec.labels}},
+                            "VolumeOptions": {"Labels": spec.labels, **self._driver(spec.home)}},
                            {"Type": "tmpfs", "Target": "/dev/shm",
                             "TmpfsOptions": {"SizeBytes": _bytes(spec.shm_size)}}],
                 "StopGracePeriod": STOP_GRACE * 10 ** 9,
@@ -284,7 +305,8 @@ class SwarmEngine(DockerEngine):
             template = {"ContainerSpec": container_spec, "Resources": resources,
                         "RestartPolicy": {"Condition": "none"},
                         # Pinned from the start: the home is made on that node, and stays there.
-                        "Placement": {"Constraints": ["node.id==%s" % node]},
+                        # Shared homes: the Swarm places it (by reservations, spread).
+                        "Placement": {"Constraints": [] if self.shared else ["node.id==%s" % node]},
                         "Networks": [{"Target": self.network}] if self.network else []}
             endpoint = {"Mode": "dnsrr", "Ports": [{"Protocol": "tcp", "TargetPort": spec.container_port,
                                                     "PublishedPort": port, "PublishMode": "host"}]}
@@ -353,7 +375,7 @@ class SwarmEngine(DockerEngine):
             service = self.client.api.inspect_service(service_id)
             spec = service["Spec"]
             placement = spec["TaskTemplate"].setdefault("Placement", {})
-            if not placement.get("Constraints"):
+            if not placement.get("Constraints") and not self.shared:
                 # Made without a pin (a new home): from now on it runs where its home is.
                 tasks = self.client.api.tasks(filters={"service": service_id})
                 newest = max(tasks, key=lambda task: (task.get("Version") or {}).get("Index", 0), default=None)
@@ -479,11 +501,35 @@ class SwarmEngine(DockerEngine):
         finally:
             self._remove_service(service)  # a job's tasks have ended: nothing to stop
 
-    # -- homes: on the node that holds them --
+    # -- homes: on the node that holds them, or on shared storage --
+
+    def _options(self, name):
+        return {option: value.replace("{name}", name) for option, value in self.home_options.items()}
+
+    def _driver(self, name):
+        """A home's VolumeOptions for its driver (shared storage), or {} (the node's local volume)."""
+        return {"DriverConfig": {"Name": self.home_driver, "Options": self._options(name)}} if self.shared else {}
+
+    def _root(self):
+        """(volume name, driver options) of the folder that holds the homes' folders, when the
+        options name a path .../{name} that must exist before its first mount; else None."""
+        if not any("/{name}" in value for value in self.home_options.values()):
+            return None
+        return ("%s-homes" % (self.network or "iservdesk"),
+                {option: value.replace("/{name}", "") for option, value in self.home_options.items()})
+
+    def _in_root(self, argv, image=None):
+        """Run a helper (install, rm) in the homes' folder; argv names paths under HOME."""
+        root, options = self._root()
+        self._ask("create a volume", self.client.api.create_volume, name=root, driver=self.home_driver,
+                  driver_opts=options, labels=self.network_labels)
+        DockerEngine.run_in_home(self, root, image or self.helper_image, self.network_labels, argv, writable=True)
 
     def home(self, name):
         """A home is made by its node at the first mount, with the labels its desktop gave:
-        the manager knows it from the services that mount it."""
+        the manager knows it from the services that mount it. (Shared: the manager's volume.)"""
+        if self.shared:
+            return super().home(name)
         for service in self._services():
             container_spec = service["Spec"].get("TaskTemplate", {}).get("ContainerSpec") or {}
             for mount in container_spec.get("Mounts") or []:
@@ -493,6 +539,8 @@ class SwarmEngine(DockerEngine):
         return None
 
     def homes(self, prefix):
+        if self.shared:
+            return super().homes(prefix)
         found = {}
         for service in self._services():
             for mount in (service["Spec"].get("TaskTemplate", {}).get("ContainerSpec") or {}).get("Mounts") or []:
@@ -503,20 +551,36 @@ class SwarmEngine(DockerEngine):
         return [found[name] for name in sorted(found)]
 
     def create_home(self, name, labels):
-        return self._volume({"Name": name, "Labels": labels})  # made by its node at the first mount
+        if not self.shared:
+            return self._volume({"Name": name, "Labels": labels})  # made by its node at the first mount
+        existing = super().home(name)
+        if existing is not None:
+            return existing
+        if self._root():
+            self._in_root(["install", "-d", "-o", "1000", "-g", "1000", "%s/%s" % (HOME, name)])
+        return self._volume(self._ask("create a volume", self.client.api.create_volume, name=name,
+                                      driver=self.home_driver, driver_opts=self._options(name), labels=labels))
 
     def _elsewhere(self, what):
         raise HomesElsewhere(detail="%s: on a Swarm the homes are on the nodes, out of the portal's reach"
                              % what)
 
     def open_home(self, name, image, labels, writable=False):
+        if self.shared:
+            return super().open_home(name, image, labels, writable)
         self._elsewhere("the files of home %s" % name)
 
     def run_in_home(self, name, image, labels, argv, writable=False, timeout=120):
+        if self.shared:
+            return super().run_in_home(name, image, labels, argv, writable, timeout)
         self._elsewhere("%s in home %s" % (argv[0], name))
 
     def remove_home(self, name):
-        self._elsewhere("removing home %s" % name)
+        if not self.shared:
+            self._elsewhere("removing home %s" % name)
+        super().remove_home(name)  # the manager's volume; the nodes' hold no data of their own
+        if self._root():
+            self._in_root(["rm", "-rf", "--", "%s/%s" % (HOME, name)])
 
     def container_home(self, container_id):
         self._elsewhere("the files of desktop %s" % container_id[:12])
@@ -526,4 +590,3 @@ class SwarmEngine(DockerEngine):
 
     def read_file(self, container_id, path):
         self._elsewhere("reading %s" % path)
-
