@@ -279,8 +279,8 @@ def remove_old_homes(desktops, now, after, dry_run, report):
             for volume in owned[user.uuid]:
                 desktops.engine.remove_home(volume)
             with db.write(desktops.database):
-                db.Desktop.update(status=Status.REMOVED, container_id=None, host_port=None, address=None, secret=None,
-                                  view_secret=None, home_volume=None, message="").where(
+                db.Desktop.update(status=Status.REMOVED, container_id=None, host_port=None, address=None,
+                                  secret=None, view_secret=None, home_volume=None, message="").where(
                     db.Desktop.user == user).execute()
                 announced.delete_instance()
                 db.record("home.remove", actor="cleanup", target=user.username, reason="REMOVE_HOMES_AFTER",
@@ -362,8 +362,8 @@ def remove_if_stopped(desktops, row, now, after, dry_run=False):
     if not dry_run:
         desktops.engine.remove(container.id)
         _write(desktops, now, fresh, "removed", {"container_id": container.id}, {
-            "status": Status.REMOVED, "container_id": None, "host_port": None, "address": None, "secret": None,
-            "view_secret": None,
+            "status": Status.REMOVED, "container_id": None, "host_port": None, "address": None,
+            "secret": None, "view_secret": None,
             "message": "Removed after %s unused; your files are kept. Starting it again sets up a "
                        "fresh desktop." % human_duration(after)})
         with db.write(desktops.database):

@@ -2,8 +2,8 @@
 
 Owns the bytes on the wire: path normalisation, which headers cross in each direction,
 the TLS connection to the container's port (on 127.0.0.1, or a Swarm node's address) with
-the injected Basic auth, the verbatim WebSocket handshake and the raw relay after it. Who may use which desktop is
-decided by web/desktop.py before anything here runs.
+the injected Basic auth, the verbatim WebSocket handshake and the raw relay after it. Who
+may use which desktop is decided by web/desktop.py before anything here runs.
 
 KasmVNC is strict (the demo image's DEMO_MODE=strict front imitates it, see
 scripts/build-demo-desktop; tests/test_proxy.py holds the proxy to it): it wants the

@@ -24,8 +24,8 @@ import gevent
 import gevent.lock
 
 from .. import db, metrics, proxy
-from ..errors import (ContainerTaken, DesktopNotFound, DesktopNotRunning, IServDeskError, NameTaken, NodeUnavailable,
-                      PortTaken, StartFailed, StartTimeout, TooManyDesktops)
+from ..errors import (ContainerTaken, DesktopNotFound, DesktopNotRunning, IServDeskError, NameTaken,
+                      NodeUnavailable, PortTaken, StartFailed, StartTimeout, TooManyDesktops)
 from . import ACTIVE, DESKTOP, HALTED, LABEL, OWNER, TYPE, USER, Status
 from .engine import ContainerExists, DesktopSpec
 from .homes import Homes, free_name, owned_by
@@ -359,8 +359,8 @@ class Desktops:
                       secret=container.environment.get("VNC_PW") or row.secret,
                       view_secret=container.environment.get("VNC_VIEW_ONLY_PW"))
             return container if container.running else self.engine.start(container.id)
-        self._set(row, container_id=container.id, host_port=container.host_port, address=container.address, secret=secret,
-                  view_secret=view_secret)
+        self._set(row, container_id=container.id, host_port=container.host_port, address=container.address,
+                  secret=secret, view_secret=view_secret)
         log.info("created container %s for %s", spec.name, row.user.username)
         if container.node and not node and self.engine.pins_homes:
             self._pin(home, container)
@@ -424,8 +424,8 @@ class Desktops:
             self._cancel_job(row.name)
             if row.container_id:
                 self.engine.remove(row.container_id)
-            self._set(row, status=Status.REMOVED, message="", container_id=None, host_port=None, address=None, secret=None,
-                      view_secret=None, queued_at=None)
+            self._set(row, status=Status.REMOVED, message="", container_id=None, host_port=None, address=None,
+                      secret=None, view_secret=None, queued_at=None)
             with db.write(self.database):
                 db.record("desktop.remove", actor=actor, target=row.name)
             log.info("%s removed desktop %s (home volume kept)", actor, row.name)

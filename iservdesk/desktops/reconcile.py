@@ -13,7 +13,8 @@ What is repaired:
 - a row without a container whose start is not under way: the start died with an earlier
   portal process (error, start again);
 - a row whose container is gone (removed), stopped (stopped), running again (running), on a
-  Swarm node that does not answer (lost), or labelled as another person's (the row lets go of it; the container is left alone);
+  Swarm node that does not answer (lost), or labelled as another person's (the row lets go
+  of it; the container is left alone);
 - a labelled container without a row: adopted into its owner's row of its type (made
   when missing), unless that row has a container already or the container is found under
   another person's desktop. A container whose owner or type this installation does not
@@ -76,8 +77,8 @@ def plan(rows, containers, busy, types, users, now):
             continue
         known.add(row.container_id)
         container = by_id.get(row.container_id)
-        gone = {"status": Status.REMOVED, "container_id": None, "host_port": None, "address": None, "secret": None,
-                "view_secret": None}
+        gone = {"status": Status.REMOVED, "container_id": None, "host_port": None, "address": None,
+                "secret": None, "view_secret": None}
         if container is not None and not owned_by(container, row.user):
             # Linked by an older release that adopted by name: let go of it, leave it alone.
             repairs.append(Repair(row.name, "let go of another person's container %s" % container.name,
@@ -92,7 +93,8 @@ def plan(rows, containers, busy, types, users, now):
                                                  "message": "The server of this desktop does not answer."}))
         elif container.running and row.status != Status.RUNNING:
             repairs.append(Repair(row.name, "running again", row.id, expected, {
-                "status": Status.RUNNING, "host_port": container.host_port, "address": container.address, "message": ""}))
+                "status": Status.RUNNING, "host_port": container.host_port, "address": container.address,
+                "message": ""}))
         elif not container.running and (row.status in ACTIVE or row.status == Status.LOST):
             repairs.append(Repair(row.name, "stopped", row.id, expected, {
                 "status": Status.STOPPED, "stopped_at": now,
