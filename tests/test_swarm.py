@@ -12,7 +12,7 @@ import docker
 import pytest
 import requests
 
-from conftest import CONTAINER_PREFIX, ROOT, wait_for
+from conftest import CONTAINER_PREFIX, DOCKER_URL, ROOT, wait_for
 from flows import Client, wait_status
 
 LAB = os.path.join(ROOT, "scripts", "swarm-lab")
@@ -139,6 +139,40 @@ def test_a_desktop_starts_is_proxied_stops_resumes_and_is_removed_on_each_backen
     anna.post("/api/container/start", params={"desktop_type": "tiny"})
     wait_status(anna, "tiny", "running")
     assert anna.get("/desktop/anna.schmidt-tiny/vnc.html").status_code == 200
+
+
+def desktops_on_engine(backend, portal, desktop):
+    """The containers (one engine) or services (Swarm) that the engine has of `desktop`."""
+    client = docker.DockerClient(base_url=backend.get("DOCKER_URL", DOCKER_URL), version="1.41", timeout=60)
+    try:
+        label = {"label": "de.iservdesk.desktop=%s" % desktop}
+        if backend.get("DOCKER_BACKEND") == "swarm":
+            return [service.name for service in client.services.list(filters=label)]
+        return [container.name for container in client.containers.list(all=True, filters={**label, "name": portal.prefix})]
+    finally:
+        client.close()
+
+
+def test_starts_at_once_give_one_desktop_which_an_admin_stops_and_removes_on_each_backend(
+        backend, signed_in_portal):
+    portal, _ = signed_in_portal(**backend)
+    anna, admin = Client(portal.url, "anna.schmidt"), Client(portal.url, "admin")
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda _: anna.post("/api/container/start", params={"desktop_type": "tiny"}),
+                                range(20)))
+    assert {answer.status_code for answer in answers} <= {200, 202}
+    wait_status(anna, "tiny", "running")
+    assert len(desktops_on_engine(backend, portal, "anna.schmidt-tiny")) == 1
+    listing = admin.get("/api/admin/containers").json()
+    entry = next(entry for entry in listing["containers"] if entry["owner"] == "anna.schmidt")
+    assert listing["statistics"]["running"] == 1 and entry["host_port"] and entry["container_id"]
+    stopped = admin.post("/api/admin/container/%s/stop" % entry["container_id"])
+    assert stopped.status_code == 200 and stopped.json()["status"] == "stopped"
+    wait_status(anna, "tiny", "stopped")
+    removed = admin.delete("/api/admin/container/%s/remove" % entry["container_id"])
+    assert removed.status_code == 200, removed.text
+    wait_status(anna, "tiny", "removed")
+    assert desktops_on_engine(backend, portal, "anna.schmidt-tiny") == []
 
 
 def test_desktops_spread_over_the_nodes_and_the_proxy_reaches_each(on_swarm, swarm):
