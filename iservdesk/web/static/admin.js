@@ -121,10 +121,12 @@
   // cannot start while their home's node is down or drained.
   var nodesSection = document.getElementById("nodes-section");
 
+  // [text, badge class] of a node's state.
   function nodeState(node) {
-    if (node.state !== "ready") { return ["down", "error"]; }
-    if (node.availability !== "active") { return [node.availability, "stopped"]; }
-    return ["ready", "running"];
+    if (node.state !== "ready") { return ["admin.node_down", "error"]; }
+    if (node.availability === "drain") { return ["admin.node_drain", "stopped"]; }
+    if (node.availability !== "active") { return ["admin.node_pause", "stopped"]; }
+    return ["admin.node_ready", "running"];
   }
 
   function loadNodes() {
@@ -142,7 +144,7 @@
         var state = nodeState(node);
         var badge = document.createElement("span");
         badge.className = "badge " + state[1];
-        badge.textContent = d.t("admin.node_" + state[0]);
+        badge.textContent = d.t(state[0]);
         var desktops = document.createElement("span");
         desktops.textContent = d.t("admin.node_desktops_text", {running: node.desktops.length, homes: node.homes.length});
         if (node.affected.length) {
