@@ -314,13 +314,13 @@ def add_routes(app, context):
         return identity
 
     def admin_row(container):
-        """A desktop of ours by its id in our JSON, container id (12+ characters of it) or
-        desktop name."""
+        """A desktop of ours by its id in our JSON, container id (12+ characters of it: hex from
+        Docker, a Swarm service's lower-case letters and digits) or desktop name."""
         query = db.Desktop.select(db.Desktop, db.User).join(db.User)
         row = None
         if container.isdigit() and len(container) < 12:
             row = query.where(db.Desktop.id == int(container)).first()
-        elif len(container) >= 12 and all(c in "0123456789abcdef" for c in container):
+        elif len(container) >= 12 and all(c in "0123456789abcdefghijklmnopqrstuvwxyz" for c in container):
             row = query.where(db.Desktop.container_id.startswith(container)).first()
         if row is None:
             row = query.where(db.Desktop.name == container).first()
