@@ -288,7 +288,9 @@ def test_a_node_that_goes_away_loses_its_desktops_and_the_rest_keep_working(on_s
     for client in clients.values():
         wait_status(client, "tiny", "running")
     admin = Client(portal.url, "admin")
-    nodes = {node["hostname"]: node for node in admin.get("/api/admin/nodes").json()["nodes"]}
+    answer = admin.get("/api/admin/nodes").json()
+    assert answer["shared_homes"] is False
+    nodes = {node["hostname"]: node for node in answer["nodes"]}
     gone = set(nodes["isdlab-3"]["desktops"])
     assert gone
     lab("cut", "3")
@@ -506,7 +508,8 @@ def test_shared_homes_take_files_in_and_out_and_follow_a_desktop_to_another_node
 
     first, node_id = wait_for(running_on, 30, "anna's task")
     assert read_inside(first) == b"shared\n"
-    assert not any(node["homes"] for node in Client(portal.url, "admin").get("/api/admin/nodes").json()["nodes"]), \
+    nodes = Client(portal.url, "admin").get("/api/admin/nodes").json()
+    assert nodes["shared_homes"] is True and not any(node["homes"] for node in nodes["nodes"]), \
         "shared homes pin no desktop to a node"
     anna.post("/api/container/stop", params={"desktop_type": "tiny"})
     wait_status(anna, "tiny", "stopped")

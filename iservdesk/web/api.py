@@ -437,7 +437,7 @@ def add_routes(app, context):
                           "availability": node.availability, "manager": node.manager, "memory": node.memory,
                           "reserved": node.reserved, "free": node.free, "desktops": list(node.desktops),
                           "homes": held, "affected": held if not node.usable else []})
-        return {"backend": "swarm", "nodes": nodes}
+        return {"backend": "swarm", "shared_homes": desktops.engine.shared, "nodes": nodes}
 
     # -- live events --
 

@@ -133,6 +133,7 @@
     return d.api("GET", "/api/admin/nodes").then(function (answer) {
       if (answer.backend !== "swarm") { return; }
       nodesSection.hidden = false;
+      if (answer.shared_homes) { document.getElementById("nodes-intro").textContent = d.t("admin.nodes_intro_shared"); }
       var tbody = nodesSection.querySelector("tbody");
       tbody.replaceChildren();
       answer.nodes.forEach(function (node) {

@@ -16,7 +16,7 @@
 % # Shown only with DOCKER_BACKEND=swarm (admin.js).
 <section id="nodes-section" aria-labelledby="nodes-heading" hidden>
   <h2 id="nodes-heading">{{t["admin.nodes"]}}</h2>
-  <p class="hint">{{t["admin.nodes_intro"]}}</p>
+  <p class="hint" id="nodes-intro">{{t["admin.nodes_intro"]}}</p>
   <div class="table-wrap">
   <table id="nodes" aria-labelledby="nodes-heading">
     <thead><tr>
