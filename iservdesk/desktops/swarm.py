@@ -127,13 +127,14 @@ class SwarmEngine(DockerEngine):
 
     # -- what the Swarm has --
 
-    def nodes(self, labels=None):
+    def nodes(self, labels=None, usage=True):
         """[Node] of the Swarm, by hostname; with `labels`, `desktops` names the services
-        carrying them that have a task meant to run on the node."""
+        carrying them that have a task meant to run on the node. Without `usage`, reserved
+        and desktops stay empty and the Swarm's tasks are not listed."""
         nodes = self._ask("list the Swarm's nodes", self.client.api.nodes)
-        tasks = self._ask("list tasks", self.client.api.tasks, filters={"desired-state": "running"})
+        tasks = self._ask("list tasks", self.client.api.tasks, filters={"desired-state": "running"}) if usage else []
         services = {}
-        if labels is not None:
+        if labels is not None and usage:
             services = {service["ID"]: (service["Spec"].get("Labels") or {}).get(DESKTOP, service["Spec"]["Name"])
                         for service in self._services(labels)}
         reserved, desktops = {}, {}
@@ -204,7 +205,8 @@ class SwarmEngine(DockerEngine):
                          node_name=node.hostname if node else "")
 
     def _nodes_by_id(self):
-        return {node.id: node for node in self.nodes()}
+        """Where each node is and whether it answers: what a Container needs of it."""
+        return {node.id: node for node in self.nodes(usage=False)}
 
     def list(self, labels):
         services = self._services(labels)
@@ -530,25 +532,24 @@ class SwarmEngine(DockerEngine):
         the manager knows it from the services that mount it. (Shared: the manager's volume.)"""
         if self.shared:
             return super().home(name)
-        for service in self._services():
-            container_spec = service["Spec"].get("TaskTemplate", {}).get("ContainerSpec") or {}
-            for mount in container_spec.get("Mounts") or []:
-                if mount.get("Source") == name and mount.get("Type") == "volume":
-                    labels = (mount.get("VolumeOptions") or {}).get("Labels") or {}
-                    return self._volume({"Name": name, "Labels": labels, "CreatedAt": service.get("CreatedAt")})
-        return None
+        return self._mounted_homes(lambda source: source == name).get(name)
 
     def homes(self, prefix):
         if self.shared:
             return super().homes(prefix)
+        found = self._mounted_homes(lambda source: source.startswith(prefix))
+        return [found[name] for name in sorted(found)]
+
+    def _mounted_homes(self, wanted):
+        """{name: Volume} of the volumes that services mount, for names where wanted(name)."""
         found = {}
         for service in self._services():
             for mount in (service["Spec"].get("TaskTemplate", {}).get("ContainerSpec") or {}).get("Mounts") or []:
-                if mount.get("Type") == "volume" and (mount.get("Source") or "").startswith(prefix):
+                if mount.get("Type") == "volume" and wanted(mount.get("Source") or ""):
                     found[mount["Source"]] = self._volume({
                         "Name": mount["Source"], "Labels": (mount.get("VolumeOptions") or {}).get("Labels"),
                         "CreatedAt": service.get("CreatedAt")})
-        return [found[name] for name in sorted(found)]
+        return found
 
     def create_home(self, name, labels):
         if not self.shared:
